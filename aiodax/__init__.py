@@ -1,0 +1,36 @@
+"""aiodax: DynamoDB Accelerator's caching, inside your asyncio process."""
+
+from ._cache import Cache
+from ._client import CachedClient
+from ._config import INHERIT, TableConfig
+from ._errors import (
+    AiodaxError,
+    CacheClosedError,
+    ConfigurationError,
+    ConfigurationTypeError,
+    WrapError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # the cache and what it wraps clients into
+    "Cache",
+    "CachedClient",
+    # configuration
+    "INHERIT",
+    "TableConfig",
+    # errors
+    "AiodaxError",
+    "CacheClosedError",
+    "ConfigurationError",
+    "ConfigurationTypeError",
+    "WrapError",
+]
+
+# Show public names as aiodax.X in reprs and tracebacks, not aiodax._module.X.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = "aiodax"
+del _name, _obj

@@ -1,0 +1,102 @@
+"""The cached low-level client: the aiobotocore DynamoDB client's API, cached.
+
+Reads go through the engine's caches, writes through its write-through path,
+table changes drop what is known of the table, and every other attribute (control
+plane, waiters, ``meta``…) is the wrapped client's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from botocore.paginate import Paginator
+
+from ._backend import Backend
+
+if TYPE_CHECKING:
+    from ._cache import Cache
+
+#: Operations whose every page the cached paginator serves through the cache.
+_CACHED_PAGINATORS = frozenset({"query", "scan"})
+
+
+class CachedClient:
+    """A DynamoDB client whose reads are cached by a ``Cache`` (``Cache.wrap(client)``)."""
+
+    __slots__ = ("_backend", "_cache", "_engine", "get_item")
+
+    #: ``await client.get_item(TableName=..., Key=...)``: served from the item
+    #: cache when fresh, else from DynamoDB (coalesced with identical misses).
+    get_item: Callable[..., Awaitable[Any]]
+
+    def __init__(self, cache: Cache, backend: Backend) -> None:
+        self._cache = cache
+        self._engine = cache._engine
+        self._backend = backend
+        # Bound once: the hit path then runs on local names only.
+        self.get_item = self._engine.bind_get_item(backend)
+
+    @property
+    def cache(self) -> Cache:
+        return self._cache
+
+    @property
+    def wrapped(self) -> Backend:
+        """The client underneath: its calls bypass the cache entirely."""
+        return self._backend
+
+    def __repr__(self) -> str:
+        return f"<aiodax.CachedClient wrapping {self._backend!r}>"
+
+    # Reads -------------------------------------------------------------------
+
+    async def batch_get_item(self, **request: Any) -> Any:
+        return await self._engine.batch_get_item(self._backend, request)
+
+    async def query(self, **request: Any) -> Any:
+        return await self._engine.query(self._backend, request)
+
+    async def scan(self, **request: Any) -> Any:
+        return await self._engine.scan(self._backend, request)
+
+    # Writes ------------------------------------------------------------------
+
+    async def put_item(self, **request: Any) -> Any:
+        return await self._engine.put_item(self._backend, request)
+
+    async def update_item(self, **request: Any) -> Any:
+        return await self._engine.update_item(self._backend, request)
+
+    async def delete_item(self, **request: Any) -> Any:
+        return await self._engine.delete_item(self._backend, request)
+
+    async def batch_write_item(self, **request: Any) -> Any:
+        return await self._engine.batch_write_item(self._backend, request)
+
+    async def transact_write_items(self, **request: Any) -> Any:
+        return await self._engine.transact_write_items(self._backend, request)
+
+    # Table changes -------------------------------------------------------------
+
+    async def create_table(self, **request: Any) -> Any:
+        return await self._engine.table_changed(self._backend, "create_table", request)
+
+    async def delete_table(self, **request: Any) -> Any:
+        return await self._engine.table_changed(self._backend, "delete_table", request)
+
+    async def update_table(self, **request: Any) -> Any:
+        return await self._engine.table_changed(self._backend, "update_table", request)
+
+    # Everything else -------------------------------------------------------------
+
+    def get_paginator(self, operation_name: str) -> Paginator:
+        paginator: Paginator = self._backend.get_paginator(operation_name)  # type: ignore[call-overload]
+        if operation_name in _CACHED_PAGINATORS:
+            # botocore's paginator calls the method it was built with for every
+            # page; pointing it at the cached method caches each page like a call.
+            paginator._method = getattr(self, operation_name)  # type: ignore[attr-defined]
+        return paginator
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)

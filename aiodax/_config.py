@@ -1,0 +1,157 @@
+"""Frozen, validated configuration.
+
+Everything a user can set is checked here, once, at construction; the engine then
+reads plain attributes and never re-validates on the hot path.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Final, Literal, TypeAlias
+
+from ._errors import ConfigurationError, ConfigurationTypeError
+
+Clock: TypeAlias = Callable[[], float]
+QueryInvalidation: TypeAlias = Literal["partition", "table", "none"]
+
+DEFAULT_TTL: Final = 300.0
+DEFAULT_MAX_BYTES: Final = 64 * 2**20
+QUERY_INVALIDATION_MODES: Final = ("partition", "table", "none")
+
+
+class _Inherit(Enum):
+    INHERIT = "inherit"
+
+    def __repr__(self) -> str:
+        return "INHERIT"
+
+
+#: A ``TableConfig`` field left at ``INHERIT`` takes the ``Cache``-wide value.
+INHERIT: Final = _Inherit.INHERIT
+
+
+def check_ttl(name: str, value: object) -> float:
+    """Return ``value`` as seconds: ``None`` (never expires) becomes ``math.inf``."""
+    if value is None:
+        return math.inf
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationTypeError(
+            f"{name} must be a number of seconds or None, not {type(value).__name__}"
+        )
+    if math.isnan(value) or value < 0:
+        raise ConfigurationError(f"{name} must be >= 0 seconds or None, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class TTLs:
+    """Resolved lifetimes in seconds: ``0`` = not cached, ``math.inf`` = never expires."""
+
+    item: float
+    negative: float
+    query: float
+
+
+@dataclass(frozen=True, slots=True)
+class TableConfig:
+    """Per-table overrides of the ``Cache``-wide TTLs (same meaning, same units)."""
+
+    item_ttl: float | _Inherit | None = INHERIT
+    negative_ttl: float | _Inherit | None = INHERIT
+    query_ttl: float | _Inherit | None = INHERIT
+
+    def __post_init__(self) -> None:
+        for name in ("item_ttl", "negative_ttl", "query_ttl"):
+            value = getattr(self, name)
+            if value is not INHERIT:
+                check_ttl(f"TableConfig.{name}", value)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """The validated options of one ``Cache``; see ``Cache`` for their meaning."""
+
+    item_ttl: float = DEFAULT_TTL
+    negative_ttl: float = DEFAULT_TTL
+    query_ttl: float = DEFAULT_TTL
+    max_bytes: int = DEFAULT_MAX_BYTES
+    query_invalidation: QueryInvalidation = "partition"
+    tables: Mapping[str, TTLs] = field(default_factory=dict)
+    clock: Clock = time.monotonic
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        item_ttl: float | None,
+        negative_ttl: float | None,
+        query_ttl: float | None,
+        max_bytes: int,
+        query_invalidation: str,
+        tables: Mapping[str, TableConfig] | None,
+        clock: Clock,
+    ) -> CacheConfig:
+        item = check_ttl("item_ttl", item_ttl)
+        # A missing item is news as much as a present one: by default it lives as
+        # long, as in DAX, which has a single item TTL.
+        negative = item if negative_ttl is None else check_ttl("negative_ttl", negative_ttl)
+        query = check_ttl("query_ttl", query_ttl)
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
+            raise ConfigurationTypeError(
+                f"max_bytes must be an int, not {type(max_bytes).__name__}"
+            )
+        if max_bytes <= 0:
+            raise ConfigurationError(f"max_bytes must be > 0, got {max_bytes!r}")
+        if query_invalidation not in QUERY_INVALIDATION_MODES:
+            raise ConfigurationError(
+                f"query_invalidation must be one of {QUERY_INVALIDATION_MODES}, "
+                f"got {query_invalidation!r}"
+            )
+        if not callable(clock):
+            raise ConfigurationTypeError("clock must be a callable returning seconds")
+        resolved: dict[str, TTLs] = {}
+        for table, override in (tables or {}).items():
+            if not isinstance(table, str) or not table:
+                raise ConfigurationTypeError(f"tables keys must be table names, got {table!r}")
+            if not isinstance(override, TableConfig):
+                raise ConfigurationTypeError(
+                    f"tables[{table!r}] must be an aiodax.TableConfig, "
+                    f"not {type(override).__name__}"
+                )
+            table_item = _pick(override.item_ttl, item, f"tables[{table!r}].item_ttl")
+            if override.negative_ttl is not INHERIT:
+                table_negative = _pick(
+                    override.negative_ttl, negative, f"tables[{table!r}].negative_ttl"
+                )
+            elif negative_ttl is None:
+                table_negative = table_item
+            else:
+                table_negative = negative
+            resolved[table] = TTLs(
+                item=table_item,
+                negative=table_negative,
+                query=_pick(override.query_ttl, query, f"tables[{table!r}].query_ttl"),
+            )
+        return cls(
+            item_ttl=item,
+            negative_ttl=negative,
+            query_ttl=query,
+            max_bytes=max_bytes,
+            query_invalidation=query_invalidation,  # type: ignore[arg-type]
+            tables=resolved,
+            clock=clock,
+        )
+
+    def ttls_for(self, table: str) -> TTLs:
+        found = self.tables.get(table)
+        if found is not None:
+            return found
+        return TTLs(item=self.item_ttl, negative=self.negative_ttl, query=self.query_ttl)
+
+
+def _pick(value: float | _Inherit | None, inherited: float, name: str) -> float:
+    return inherited if value is INHERIT else check_ttl(name, value)

@@ -1,0 +1,28 @@
+"""aiodax's own exceptions.
+
+DynamoDB's errors are never translated: a caller of a cached client catches the
+same botocore ``ClientError`` subclasses it would catch without aiodax.  Only
+misuse of aiodax itself raises from this hierarchy, rooted at ``AiodaxError``.
+"""
+
+from __future__ import annotations
+
+
+class AiodaxError(Exception):
+    """Root of every exception aiodax raises on its own account."""
+
+
+class ConfigurationError(AiodaxError, ValueError):
+    """An invalid ``Cache`` option or table override (a ``ValueError``, too)."""
+
+
+class ConfigurationTypeError(AiodaxError, TypeError):
+    """A ``Cache`` option of the wrong type or an unknown option (a ``TypeError``, too)."""
+
+
+class WrapError(AiodaxError, TypeError):
+    """``Cache.wrap`` was given something that is not a DynamoDB client."""
+
+
+class CacheClosedError(AiodaxError, RuntimeError):
+    """The ``Cache`` was closed; it serves no more requests."""

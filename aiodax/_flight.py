@@ -1,0 +1,141 @@
+"""Single-flight: concurrent identical loads share one backend request.
+
+A *flight* is one backend call that answers one or more keys (one key for GetItem
+or a page, up to a hundred for a BatchGetItem chunk).  It runs in its own task;
+every caller, the first included, awaits it through ``asyncio.shield``, so a
+cancelled or timed-out caller only leaves.  When the last caller leaves, the call
+is cancelled and its keys are forgotten at once: a newcomer starts a fresh flight
+instead of inheriting a cancellation.
+
+A flight stores what it loaded (through the ``store`` callback) in the same step
+as it completes, unless a write *detached* the key meanwhile: the result still
+reaches the callers already waiting, whose reads overlapped the write, but never
+lands in the cache, and callers arriving after the write start a new flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Collection, Hashable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Flight(Generic[K, V]):
+    __slots__ = ("detached", "keys", "label", "task", "waiters")
+
+    def __init__(self, keys: tuple[K, ...], label: Any) -> None:
+        self.keys = keys
+        #: What the caller that started the flight wants to find it by again.
+        self.label = label
+        self.detached: set[K] = set()
+        self.waiters = 0
+        self.task: asyncio.Task[Mapping[K, V]]
+
+
+class Flights(Generic[K, V]):
+    """The flights in progress, by key."""
+
+    __slots__ = ("_by_key", "_tasks")
+
+    def __init__(self) -> None:
+        self._by_key: dict[K, Flight[K, V]] = {}
+        self._tasks: set[asyncio.Task[Mapping[K, V]]] = set()
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def get(self, key: K) -> Flight[K, V] | None:
+        return self._by_key.get(key)
+
+    def start(
+        self,
+        keys: Iterable[K],
+        load: Callable[[], Awaitable[Mapping[K, V]]],
+        store: Callable[[K, V], None],
+        *,
+        label: Any = None,
+    ) -> Flight[K, V]:
+        flight: Flight[K, V] = Flight(tuple(keys), label)
+        for key in flight.keys:
+            self._by_key[key] = flight
+        flight.task = asyncio.get_running_loop().create_task(self._run(flight, load, store))
+        self._tasks.add(flight.task)
+        flight.task.add_done_callback(self._finished)
+        return flight
+
+    async def _run(
+        self,
+        flight: Flight[K, V],
+        load: Callable[[], Awaitable[Mapping[K, V]]],
+        store: Callable[[K, V], None],
+    ) -> Mapping[K, V]:
+        try:
+            results = await load()
+        finally:
+            self._unregister(flight)
+        # No await between the unregistering above and here: a write cannot slip
+        # in between the check of ``detached`` and the store.
+        for key, value in results.items():
+            if key not in flight.detached:
+                store(key, value)
+        return results
+
+    def _finished(self, task: asyncio.Task[Mapping[K, V]]) -> None:
+        self._tasks.discard(task)
+        # Marks a failure as retrieved even when every caller has left already.
+        if not task.cancelled():
+            task.exception()
+
+    def _unregister(self, flight: Flight[K, V]) -> None:
+        for key in flight.keys:
+            if self._by_key.get(key) is flight:
+                del self._by_key[key]
+
+    def detach(self, key: K) -> bool:
+        """Make the flight loading ``key`` (if any) neither store it nor take joiners."""
+        flight = self._by_key.pop(key, None)
+        if flight is None:
+            return False
+        flight.detached.add(key)
+        return True
+
+    def detach_where(self, predicate: Callable[[K, Flight[K, V]], bool]) -> int:
+        keys = [key for key, flight in self._by_key.items() if predicate(key, flight)]
+        for key in keys:
+            self.detach(key)
+        return len(keys)
+
+    async def wait(self, flights: Collection[Flight[K, V]]) -> dict[K, V]:
+        """Await every flight; on cancellation or failure, leave them cleanly."""
+        for flight in flights:
+            flight.waiters += 1
+        pending = dict.fromkeys(flights)
+        results: dict[K, V] = {}
+        try:
+            for flight in flights:
+                results.update(await asyncio.shield(flight.task))
+                del pending[flight]
+                flight.waiters -= 1
+        except BaseException:
+            for flight in pending:
+                self._leave(flight)
+            raise
+        return results
+
+    def _leave(self, flight: Flight[K, V]) -> None:
+        flight.waiters -= 1
+        if flight.waiters == 0 and not flight.task.done():
+            self._unregister(flight)
+            flight.task.cancel()
+
+    async def aclose(self) -> None:
+        """Cancel every flight and wait until their tasks are gone."""
+        self._by_key.clear()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,43 @@
+"""Freshness and retry rules: pure functions of their inputs and an injected clock.
+
+Nothing here does I/O, so every rule is testable with plain numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+
+def expiry(now: float, ttl: float) -> float | None:
+    """When an entry stored at ``now`` stops being fresh; ``None`` = do not store it.
+
+    DAX counts a TTL from the moment the entry is written into the cache and reads
+    never extend it; so does aiodax.
+    """
+    if ttl <= 0:
+        return None
+    return now + ttl if ttl != math.inf else math.inf
+
+
+def is_fresh(expires_at: float, now: float) -> bool:
+    return now < expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Backoff for ``UnprocessedKeys``: capped exponential with full jitter.
+
+    Full jitter spreads the retries of many coalesced batches apart, which is the
+    point when DynamoDB returned unprocessed keys because a partition was hot.
+    """
+
+    attempts: int = 5
+    base: float = 0.025
+    cap: float = 1.0
+
+    def delays(self, rand: Callable[[], float] = random.random) -> Iterator[float]:
+        for attempt in range(self.attempts):
+            yield rand() * min(self.cap, self.base * 2**attempt)

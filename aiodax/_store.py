@@ -1,0 +1,158 @@
+"""The in-process store: entries in wire form, bounded by their size in bytes.
+
+The store knows nothing of DynamoDB: it keeps entries under hashable keys, finds
+them again by *tags* (a table, a table's partition), and evicts when the sum of
+their estimated sizes passes ``max_bytes``.
+
+Eviction is LRU approximated by CLOCK ("second chance"), as in Redis or an OS page
+cache: a hit only sets a flag on its entry instead of reordering the dict (which
+would hash the key a second time on every hit), and the evictor passes over
+flagged entries once, clearing the flag, before taking the oldest unflagged one.
+An entry read since it was stored or last passed over is therefore never evicted
+before one that was not.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable
+from typing import Any, Final
+
+from ._wire import Image, Projection, size_of
+
+#: Bytes an entry costs beyond its payload: the ordered dict's node and hash slot,
+#: the entry object and its variants dict, measured with tracemalloc on CPython 3.11.
+ENTRY_OVERHEAD: Final = 360
+
+
+class ItemEntry:
+    """One item's cached forms: the whole item and any projections of it.
+
+    The whole item sits in plain attributes because that is what the hot path
+    reads; projections, the rarer case, live in a dict beside it.
+    """
+
+    __slots__ = ("expires_at", "image", "projections", "referenced", "size", "tags")
+
+    def __init__(
+        self,
+        image: Image,
+        expires_at: float,
+        projections: dict[Projection, tuple[Image, float]] | None,
+        tags: tuple[Hashable, ...],
+        size: int,
+    ) -> None:
+        #: the whole item (``None`` = it does not exist); meaningless once expired
+        self.image = image
+        #: ``-inf`` when only projections of the item are cached
+        self.expires_at = expires_at
+        #: projection → (image, expires at)
+        self.projections = projections
+        self.tags = tags
+        self.size = size
+        self.referenced = False
+
+
+class PageEntry:
+    """One cached Query or Scan response page."""
+
+    __slots__ = ("expires_at", "page", "referenced", "size", "tags")
+
+    def __init__(
+        self, page: dict[str, Any], expires_at: float, tags: tuple[Hashable, ...], size: int
+    ) -> None:
+        self.page = page
+        self.expires_at = expires_at
+        self.tags = tags
+        self.size = size
+        self.referenced = False
+
+
+Entry = ItemEntry | PageEntry
+
+
+def entry_size(key: Hashable, payload: object) -> int:
+    return ENTRY_OVERHEAD + size_of(key) + size_of(payload)
+
+
+class Store:
+    __slots__ = ("_by_tag", "current_size", "entries", "evicted_count", "evicted_size", "max_bytes")
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        #: Oldest first.  The engine's hot path reads it directly and sets
+        #: ``referenced`` on what it serves.
+        self.entries: OrderedDict[Hashable, Entry] = OrderedDict()
+        self._by_tag: dict[Hashable, set[Hashable]] = {}
+        self.current_size = 0
+        self.evicted_count = 0
+        self.evicted_size = 0
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def get(self, key: Hashable) -> Entry | None:
+        """The entry under ``key``, marked as used."""
+        entry = self.entries.get(key)
+        if entry is not None:
+            entry.referenced = True
+        return entry
+
+    def peek(self, key: Hashable) -> Entry | None:
+        return self.entries.get(key)
+
+    def put(self, key: Hashable, entry: Entry) -> None:
+        self.discard(key)
+        if entry.size > self.max_bytes:
+            # An entry larger than the whole cache would evict everything and then
+            # itself; it is simply not kept.
+            return
+        self.entries[key] = entry
+        self.current_size += entry.size
+        for tag in entry.tags:
+            self._by_tag.setdefault(tag, set()).add(key)
+        entries = self.entries
+        while self.current_size > self.max_bytes:
+            old_key, old = entries.popitem(last=False)
+            if old.referenced:
+                old.referenced = False
+                entries[old_key] = old  # second chance: to the young end
+                continue
+            self._forget(old_key, old)
+            self.evicted_count += 1
+            self.evicted_size += old.size
+
+    def discard(self, key: Hashable) -> bool:
+        entry = self.entries.pop(key, None)
+        if entry is None:
+            return False
+        self._forget(key, entry)
+        return True
+
+    def discard_tagged(self, tag: Hashable) -> int:
+        keys = self._by_tag.get(tag)
+        if not keys:
+            return 0
+        count = 0
+        for key in list(keys):
+            count += self.discard(key)
+        return count
+
+    def keys_tagged(self, tag: Hashable) -> Iterable[Hashable]:
+        return tuple(self._by_tag.get(tag, ()))
+
+    def clear(self) -> int:
+        count = len(self.entries)
+        self.entries.clear()
+        self._by_tag.clear()
+        self.current_size = 0
+        return count
+
+    def _forget(self, key: Hashable, entry: Entry) -> None:
+        self.current_size -= entry.size
+        for tag in entry.tags:
+            keys = self._by_tag.get(tag)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_tag[tag]

@@ -1,0 +1,353 @@
+"""DynamoDB's wire format (``{"S": "x"}``): canonical keys, fingerprints, images, sizes.
+
+The engine works on wire-format requests and responses only.  This module turns
+them into the hashable, type-exact forms the store and the flights are keyed by,
+and into the compact *images* the store holds and copies out on a hit.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from collections.abc import Hashable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any, NoReturn, TypeAlias
+
+#: ``(attribute name, wire type, canonical value[, name, type, value])``, sorted
+#: by name.  Flat, so that hashing a store key walks one tuple, not two.
+ItemKey: TypeAlias = tuple[Any, ...]
+#: Wire item as DynamoDB returns it: attribute name → ``{type: value}``.
+WireItem: TypeAlias = dict[str, Any]
+#: What the store keeps of an item (see ``freeze``); ``None`` is a missing item.
+Image: TypeAlias = "WireItem | None"
+
+
+class KeySchema:
+    """A table's (or index's) key attribute names, from ``DescribeTable``."""
+
+    __slots__ = ("hash_key", "names", "range_key")
+
+    def __init__(self, hash_key: str, range_key: str | None) -> None:
+        self.hash_key = hash_key
+        self.range_key = range_key
+        self.names: tuple[str, ...] = (hash_key,) if range_key is None else (hash_key, range_key)
+
+    def __repr__(self) -> str:
+        return f"KeySchema(hash_key={self.hash_key!r}, range_key={self.range_key!r})"
+
+    def key_of(self, item: Mapping[str, Any]) -> ItemKey | None:
+        """The canonical key of a full item, or ``None`` when it lacks a key attribute."""
+        return canonical_key({name: item.get(name) for name in self.names})
+
+    def partition_of(self, key: ItemKey) -> tuple[str, str, Any] | None:
+        for index in range(0, len(key), 3):
+            if key[index] == self.hash_key:
+                return key[index : index + 3]
+        return None
+
+
+def key_part(name: object, value: object) -> tuple[str, str, Any] | None:
+    if type(name) is not str or type(value) is not dict or len(value) != 1:
+        return None
+    ((wire_type, raw),) = value.items()
+    if wire_type == "S":
+        return (name, "S", raw) if type(raw) is str and raw else None
+    if wire_type == "N":
+        number = number_value(raw)
+        return None if number is None else (name, "N", number)
+    if wire_type == "B":
+        data = binary_value(raw)
+        return (name, "B", data) if data else None
+    return None
+
+
+def canonical_key(key: object) -> ItemKey | None:
+    """The type-exact, hashable form of a wire key; ``None`` if it cannot be a key.
+
+    Numbers compare by value (``"1"`` and ``"1.0"`` name the same item in DynamoDB,
+    and ``Decimal`` hashes them alike), strings and binaries by content, and the
+    type tag keeps ``{"N": "1"}`` apart from ``{"S": "1"}``.  A key this function
+    rejects is sent to DynamoDB uncached, so the caller gets DynamoDB's own error.
+    """
+    if type(key) is not dict:
+        return None
+    if len(key) == 1:
+        for name, value in key.items():
+            # The hot path: a single string partition key.
+            if type(value) is dict and len(value) == 1 and type(name) is str:
+                raw = value.get("S")
+                if type(raw) is str and raw:
+                    return (name, "S", raw)
+            return key_part(name, value)
+    if len(key) == 2:
+        (name_a, value_a), (name_b, value_b) = key.items()
+        part_a = key_part(name_a, value_a)
+        part_b = key_part(name_b, value_b)
+        if part_a is None or part_b is None:
+            return None
+        return (*part_a, *part_b) if part_a[0] < part_b[0] else (*part_b, *part_a)
+    return None
+
+
+def number_value(raw: object) -> Decimal | None:
+    if type(raw) is not str:
+        return None
+    try:
+        number = Decimal(raw)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def binary_value(raw: object) -> bytes | None:
+    if isinstance(raw, bytes | bytearray):
+        return bytes(raw)
+    if isinstance(raw, str):
+        # botocore sends a str blob as its UTF-8 bytes; DynamoDB returns bytes.
+        return raw.encode("utf-8")
+    return None
+
+
+def wire_key(key: ItemKey) -> WireItem:
+    """A wire-format ``Key`` for a canonical key (used to ask DynamoDB for it)."""
+    return {
+        key[index]: {key[index + 1]: _wire_scalar(key[index + 1], key[index + 2])}
+        for index in range(0, len(key), 3)
+    }
+
+
+def _wire_scalar(wire_type: str, value: Any) -> Any:
+    return format(value, "f") if wire_type == "N" and isinstance(value, Decimal) else value
+
+
+# ---------------------------------------------------------------------------
+# Images: what the store keeps of an item, and the copies a hit hands out.
+
+
+def _read_only(self: object, *args: object, **kwargs: object) -> NoReturn:
+    raise TypeError(
+        "attribute values served by aiodax are read-only (the cache shares them); "
+        "assign a new value, e.g. item['n'] = {'N': '5'}, or copy.deepcopy() the item"
+    )
+
+
+class ReadOnlyDict(dict[str, Any]):
+    """A wire attribute value (``{"S": "x"}``) or map that refuses to change.
+
+    Every value a cached response holds is shared with the cache, so a hit costs
+    one shallow copy of the item instead of a deep one; a caller that tries to
+    change a shared value in place gets a ``TypeError`` rather than corrupting
+    what the next caller reads.  Copies (``copy()``, ``dict()``, ``copy.copy``,
+    ``copy.deepcopy``, pickling) are ordinary dicts.
+    """
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def copy(self) -> dict[str, Any]:  # type: ignore[override]
+        return dict(self)
+
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        return {key: copy.deepcopy(value, memo) for key, value in self.items()}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (dict(self),))
+
+
+class ReadOnlyList(list[Any]):
+    """A wire list or set (``L``, ``SS``, ``NS``, ``BS``) shared with the cache."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
+    append = clear = extend = insert = pop = remove = reverse = sort = _read_only
+
+    def copy(self) -> list[Any]:
+        return list(self)
+
+    def __copy__(self) -> list[Any]:
+        return list(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
+        return [copy.deepcopy(value, memo) for value in self]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (list, (list(self),))
+
+
+def freeze(item: Mapping[str, Any] | None) -> Image:
+    """A private image of a wire item: nothing the caller holds aliases it.
+
+    The image is a plain dict of read-only attribute values; ``thaw`` hands out
+    shallow copies of it.
+    """
+    if item is None:
+        return None
+    return {name: _freeze_value(value) for name, value in item.items()}
+
+
+def _freeze_value(value: Any) -> Any:
+    if type(value) is not dict and not isinstance(value, Mapping):
+        return value
+    frozen: dict[str, Any] = {}
+    for wire_type, raw in value.items():
+        if wire_type == "M":
+            frozen["M"] = ReadOnlyDict({k: _freeze_value(v) for k, v in raw.items()})
+        elif wire_type == "L":
+            frozen["L"] = ReadOnlyList([_freeze_value(v) for v in raw])
+        elif wire_type == "BS":
+            frozen["BS"] = ReadOnlyList([binary_value(v) for v in raw])
+        elif wire_type in ("SS", "NS"):
+            frozen[wire_type] = ReadOnlyList(raw)
+        elif wire_type == "B":
+            frozen["B"] = binary_value(raw)
+        else:
+            frozen[wire_type] = raw
+    return ReadOnlyDict(frozen)
+
+
+def thaw(image: Image) -> WireItem | None:
+    """The item a caller gets: its own top-level dict over read-only values."""
+    return None if image is None else image.copy()
+
+
+# ---------------------------------------------------------------------------
+# Sizes: what an entry costs in memory, close to what tracemalloc would count.
+
+_getsizeof = sys.getsizeof
+
+
+def size_of(obj: object) -> int:
+    """Approximate bytes held by ``obj`` and everything it contains (not shared)."""
+    size = _getsizeof(obj)
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            size += _getsizeof(key) + size_of(value)
+    elif isinstance(obj, tuple | list):
+        for value in obj:
+            size += size_of(value)
+    return size
+
+
+# ---------------------------------------------------------------------------
+# Projections and fingerprints.
+
+#: One canonical projection: sorted, placeholder-free document paths.
+Projection: TypeAlias = tuple[str, ...]
+
+
+def projection_of(request: Mapping[str, Any]) -> Projection | bool | None:
+    """The canonical projection of a read request.
+
+    ``None`` = the whole item; ``False`` = a projection aiodax cannot read, which
+    the caller then sends uncached so that DynamoDB judges it.
+    """
+    expression = request.get("ProjectionExpression")
+    legacy = request.get("AttributesToGet")
+    if expression is None and legacy is None:
+        return False if "ExpressionAttributeNames" in request else None
+    if expression is not None and legacy is not None:
+        return False
+    if legacy is not None:
+        if not isinstance(legacy, list | tuple) or not legacy:
+            return False
+        if not all(isinstance(name, str) and name for name in legacy):
+            return False
+        return tuple(sorted({_path_text((name,)) for name in legacy}))
+    names = request.get("ExpressionAttributeNames")
+    if names is not None and (not isinstance(names, Mapping) or not names):
+        return False
+    if not isinstance(expression, str):
+        return False
+    names = names or {}
+    used: set[str] = set()
+    paths = []
+    for raw_path in expression.split(","):
+        path = _parse_path(raw_path.strip(), names, used)
+        if path is None:
+            return False
+        paths.append(_path_text(path))
+    if used != set(names):
+        return False  # DynamoDB rejects unused names; let it say so
+    return tuple(sorted(set(paths)))
+
+
+def _parse_path(
+    text: str, names: Mapping[str, Any], used: set[str]
+) -> tuple[str | int, ...] | None:
+    if not text:
+        return None
+    elements: list[str | int] = []
+    for dotted in text.split("."):
+        head, bracket, rest = dotted.partition("[")
+        head = head.strip()
+        if head.startswith("#"):
+            resolved = names.get(head)
+            if not isinstance(resolved, str):
+                return None
+            used.add(head)
+            head = resolved
+        elif not head.replace("_", "a").isalnum():
+            return None
+        elements.append(head)
+        while bracket:
+            index, closing, rest = rest.partition("]")
+            if not closing or not index.strip().isdigit():
+                return None
+            elements.append(int(index))
+            rest = rest.strip()
+            if not rest:
+                break
+            if not rest.startswith("["):
+                return None
+            rest = rest[1:]
+    return tuple(elements)
+
+
+def _path_text(path: tuple[str | int, ...]) -> str:
+    # Escaping keeps ``a.b`` (a nested path) apart from an attribute named "a.b".
+    return "".join(
+        f"[{element}]"
+        if isinstance(element, int)
+        else "." + element.replace("\\", "\\\\").replace(".", "\\.").replace("[", "\\[")
+        for element in path
+    )
+
+
+def top_level_names(projection: Projection) -> tuple[str, ...] | None:
+    """Attribute names when every path is a top-level attribute, else ``None``."""
+    names = []
+    for text in projection:
+        name = text[1:]
+        if "\\" in name or "[" in name or "." in name:
+            return None
+        names.append(name)
+    return tuple(names)
+
+
+def project(item: WireItem, names: Sequence[str]) -> WireItem:
+    return {name: item[name] for name in names if name in item}
+
+
+def fingerprint(value: Any) -> Hashable:
+    """A hashable, type-exact and order-insensitive (for maps) form of request data.
+
+    Never ``str()`` of a dict: that depends on insertion order and conflates
+    ``True`` with ``"True"``.  ``1``, ``1.0`` and ``True`` are equal in Python, so
+    scalars carry their type.
+    """
+    kind = type(value)
+    if kind is str or value is None:
+        return value
+    if kind is dict:
+        return ("M", tuple(sorted((key, fingerprint(item)) for key, item in value.items())))
+    if kind is list or kind is tuple:
+        return ("L", tuple(fingerprint(item) for item in value))
+    if kind is bytes or kind is bytearray:
+        return ("B", bytes(value))
+    if kind is set or kind is frozenset:
+        return ("S", frozenset(fingerprint(item) for item in value))
+    return (kind.__name__, value)

@@ -90,8 +90,8 @@ class CachedClient:
 
     # Everything else -------------------------------------------------------------
 
-    def get_paginator(self, operation_name: str) -> Paginator:
-        paginator: Paginator = self._backend.get_paginator(operation_name)  # type: ignore[call-overload]
+    def get_paginator(self, operation_name: str) -> Paginator[Any]:
+        paginator: Paginator[Any] = self._backend.get_paginator(operation_name)  # type: ignore[call-overload]
         if operation_name in _CACHED_PAGINATORS:
             # botocore's paginator calls the method it was built with for every
             # page; pointing it at the cached method caches each page like a call.

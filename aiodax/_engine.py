@@ -211,29 +211,22 @@ class Engine:
     def get_item_hit(self, request: dict[str, Any]) -> dict[str, Any] | None:
         """The answer to a GetItem from the cache, or ``None`` if it must go out.
 
-        This is the hot path: one key canonicalization, one dict lookup, one
-        freshness check and a shallow copy.  It is synchronous so that a hit
-        costs no coroutine of its own.  (A closed cache has no entries.)
+        Every request shape the fast path of ``bind_get_item`` does not take
+        (composite keys, projections, consumed capacity) is answered here.
+        A closed cache has no entries, so it has no hits either.
         """
         table = request.get("TableName")
         key = canonical_key(request.get("Key"))
         if key is None or type(table) is not str:
             return None
-        if len(request) == 2:
-            entry = self._entries.get((table, *key))
-            if entry is None or not self._clock() < entry.expires_at:
-                return None
-            entry.referenced = True
-            found: tuple[Image] | None = (entry.image,)  # type: ignore[union-attr]
-        else:
-            if request.get("ConsistentRead") or not _GET_ITEM_PARAMS.issuperset(request):
-                return None
-            projection = projection_of(request)
-            if projection is False:
-                return None
-            found = self._lookup_item(table, key, projection)  # type: ignore[arg-type]
-            if found is None:
-                return None
+        if request.get("ConsistentRead") or not _GET_ITEM_PARAMS.issuperset(request):
+            return None
+        projection = projection_of(request)
+        if projection is False:
+            return None
+        found = self._lookup_item(table, key, projection)
+        if found is None:
+            return None
         image = found[0]
         stats = self.stats
         stats.item_hits += 1
@@ -302,7 +295,7 @@ class Engine:
             return await self._pass_through(backend, "get_item", request)  # type: ignore[no-any-return]
         self._check_open()
         self.stats.item_misses += 1
-        flight_key: ItemFlightKey = (table, key, projection)  # type: ignore[assignment]
+        flight_key: ItemFlightKey = (table, key, projection)
         flight = self._item_flights.get(flight_key)
         if flight is None:
             leader = True
@@ -761,7 +754,7 @@ class Engine:
                 continue
             table, key = ref
             outcome = outcomes.get(ref, _INVALIDATE)
-            self._item_flights.detach_where(lambda k, _, ref=ref: (k[0], k[1]) == ref)
+            self._detach_item_flights(table, key)
             if outcome is _INVALIDATE or overlapped:
                 self.stats.item_invalidations += self.store.discard((table, *key))
             else:
@@ -772,6 +765,10 @@ class Engine:
                 self.invalidate_table(table)
 
     # ------------------------------------------------------------- invalidation
+
+    def _detach_item_flights(self, table: str, key: ItemKey) -> None:
+        """Loads of the item in flight (any projection) neither store nor take joiners."""
+        self._item_flights.detach_where(lambda k, _: k[0] == table and k[1] == key)
 
     def _invalidate_pages(self, table: str, key: ItemKey | None) -> None:
         mode = self.config.query_invalidation
@@ -794,7 +791,7 @@ class Engine:
         canonical = canonical_key(dict(key) if isinstance(key, Mapping) else key)
         if canonical is None:
             raise ValueError(f"not a DynamoDB wire-format key: {key!r}")
-        self._item_flights.detach_where(lambda k, _: k[0] == table and k[1] == canonical)
+        self._detach_item_flights(table, canonical)
         self.stats.item_invalidations += self.store.discard((table, *canonical))
         self._invalidate_pages(table, canonical)
 
@@ -911,7 +908,7 @@ def _plan_batch_get(request: Mapping[str, Any]) -> _BatchPlan | None:
         if projection is False:
             return None
         canonical = [canonical_key(key) for key in keys]
-        if None in canonical or len(set(canonical)) != len(canonical):  # type: ignore[arg-type]
+        if None in canonical or len(set(canonical)) != len(canonical):
             return None
         names = {key[0::3] for key in canonical}  # type: ignore[index]
         if len(names) != 1:
@@ -920,13 +917,13 @@ def _plan_batch_get(request: Mapping[str, Any]) -> _BatchPlan | None:
         added: tuple[str, ...] = ()
         if projection is not None:
             present = set(top_level_names(projection) or ())
-            for path in projection:  # type: ignore[union-attr]
+            for path in projection:
                 head = path[1:].partition(".")[0].partition("[")[0]
                 if head in key_names and head not in present:
                     return None  # a nested path under a key attribute: let DynamoDB say no
             added = tuple(name for name in key_names if name not in present)
         plan.tables[table] = spec
-        plan.projections[table] = projection  # type: ignore[assignment]
+        plan.projections[table] = projection
         plan.key_names[table] = key_names
         plan.added_names[table] = added
         for key in canonical:

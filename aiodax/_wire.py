@@ -11,7 +11,7 @@ import copy
 import sys
 from collections.abc import Hashable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any, NoReturn, TypeAlias
+from typing import Any, Literal, NoReturn, TypeAlias
 
 #: ``(attribute name, wire type, canonical value[, name, type, value])``, sorted
 #: by name.  Flat, so that hashing a store key walks one tuple, not two.
@@ -145,7 +145,7 @@ class ReadOnlyDict(dict[str, Any]):
     __setitem__ = __delitem__ = __ior__ = _read_only
     clear = pop = popitem = setdefault = update = _read_only
 
-    def copy(self) -> dict[str, Any]:  # type: ignore[override]
+    def copy(self) -> dict[str, Any]:
         return dict(self)
 
     def __copy__(self) -> dict[str, Any]:
@@ -239,7 +239,7 @@ def size_of(obj: object) -> int:
 Projection: TypeAlias = tuple[str, ...]
 
 
-def projection_of(request: Mapping[str, Any]) -> Projection | bool | None:
+def projection_of(request: Mapping[str, Any]) -> Projection | Literal[False] | None:
     """The canonical projection of a read request.
 
     ``None`` = the whole item; ``False`` = a projection aiodax cannot read, which
@@ -341,7 +341,7 @@ def fingerprint(value: Any) -> Hashable:
     """
     kind = type(value)
     if kind is str or value is None:
-        return value
+        return value  # type: ignore[no-any-return]
     if kind is dict:
         return ("M", tuple(sorted((key, fingerprint(item)) for key, item in value.items())))
     if kind is list or kind is tuple:

@@ -32,14 +32,25 @@ When = Literal["before", "after"]
 
 
 def client_error(
-    code: str, operation: str, message: str = "injected by aiodax.testing"
+    code: str,
+    operation: str,
+    message: str = "injected by aiodax.testing",
+    *,
+    client: Any = None,
 ) -> ClientError:
-    """A ``ClientError`` shaped like DynamoDB's answer with ``code``."""
+    """A ``ClientError`` shaped like DynamoDB's answer with ``code``.
+
+    Given the ``client``, the error is of the class that client raises for that
+    code (``client.exceptions.ConditionalCheckFailedException``…).
+    """
     response: Any = {
         "Error": {"Code": code, "Message": message},
         "ResponseMetadata": {"HTTPStatusCode": _STATUS.get(code, 400), "RetryAttempts": 0},
     }
-    return ClientError(response, operation)
+    error_class: type[ClientError] = ClientError
+    if client is not None:
+        error_class = client.exceptions.from_code(code)
+    return error_class(response, operation)
 
 
 @dataclass
@@ -69,6 +80,8 @@ class InstrumentedClient:
         self.calls: Counter[str] = Counter()
         #: (operation, request) for each call that reached the wrapped client
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        #: calls the wrapped client answered (before any ``when="after"`` rule)
+        self.answered: Counter[str] = Counter()
         #: calls currently inside the wrapped client or held by a rule
         self.in_flight: Counter[str] = Counter()
 
@@ -90,10 +103,16 @@ class InstrumentedClient:
         """Sleep ``seconds`` before each of the next ``times`` calls (``None`` = all)."""
         self._rules.append(_Rule(operation, times, delay=seconds))
 
-    def hold(self, operation: str, *, times: int | None = 1) -> asyncio.Event:
-        """Hold the next ``times`` calls until the returned event is set."""
+    def hold(
+        self, operation: str, *, times: int | None = 1, when: When = "before"
+    ) -> asyncio.Event:
+        """Hold the next ``times`` calls until the returned event is set.
+
+        ``when="after"`` holds the answer instead: DynamoDB has already served
+        (or applied) the request, the caller just does not know yet.
+        """
         event = asyncio.Event()
-        self._rules.append(_Rule(operation, times, hold=event))
+        self._rules.append(_Rule(operation, times, hold=event, when=when))
         return event
 
     def fail(
@@ -115,7 +134,7 @@ class InstrumentedClient:
             code = error
 
             def make() -> BaseException:
-                return client_error(code, _operation_model_name(operation))
+                return client_error(code, _operation_model_name(operation), client=self._client)
 
         elif isinstance(error, BaseException):
             instance = error
@@ -150,26 +169,26 @@ class InstrumentedClient:
     ) -> Any:
         self.in_flight[operation] += 1
         try:
-            after: list[Callable[[], BaseException]] = []
-            for rule in [r for r in self._rules if r.operation == operation]:
-                if not rule.take():
-                    continue
-                if rule.delay:
-                    await asyncio.sleep(rule.delay)
-                if rule.hold is not None:
-                    await rule.hold.wait()
-                if rule.error is not None:
-                    if rule.when == "before":
-                        raise rule.error()
-                    after.append(rule.error)
+            rules = [r for r in self._rules if r.operation == operation and r.take()]
+            await self._apply([r for r in rules if r.when == "before"])
             self.calls[operation] += 1
             self.requests.append((operation, request))
             response = await method(**request)
-            if after:
-                raise after[0]()
+            self.answered[operation] += 1
+            await self._apply([r for r in rules if r.when == "after"])
             return response
         finally:
             self.in_flight[operation] -= 1
+
+    @staticmethod
+    async def _apply(rules: list[_Rule]) -> None:
+        for rule in rules:
+            if rule.delay:
+                await asyncio.sleep(rule.delay)
+            if rule.hold is not None:
+                await rule.hold.wait()
+            if rule.error is not None:
+                raise rule.error()
 
 
 def _operations(client: Any) -> Any:

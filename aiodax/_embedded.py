@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, TypedDict
 
-from botocore.config import Config
+from aiobotocore.config import AioConfig
 
 __all__ = [
     "DYNAMODB_LOCAL_DIR_ENV",
@@ -66,7 +66,7 @@ class ClientKwargs(TypedDict):
     region_name: str
     aws_access_key_id: str
     aws_secret_access_key: str
-    config: Config
+    config: AioConfig
 
 
 def client_kwargs(
@@ -88,7 +88,7 @@ def client_kwargs(
         region_name=region,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
-        config=Config(
+        config=AioConfig(
             # One retry at most by default: a local server's 5xx (moto answers some
             # bad requests so) must not cost botocore's full backoff schedule.
             retries={"total_max_attempts": max_attempts, "mode": "standard"},
@@ -112,7 +112,7 @@ def moto_server() -> Iterator[str]:
             f"moto's server is not installed ({exc}): pip install 'aiodax[demo]'"
         ) from exc
 
-    class Handler(MotoRequestHandler):  # type: ignore[misc]  # moto ships no types here
+    class Handler(MotoRequestHandler):
         # Werkzeug always adds its own Server header and moto adds "server: amazon.com";
         # aiohttp's strict parser (used under -X dev or PYTHONASYNCIODEBUG=1) rejects the
         # duplicate (getmoto/moto#9930). Send the status line and Date only.

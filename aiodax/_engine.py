@@ -594,7 +594,7 @@ class Engine:
             return await self._pass_through(backend, "put_item", request)  # type: ignore[no-any-return]
         schema = await self.schemas.get(table, backend)
         key = None if schema is None else schema.key.key_of(item)
-        image = freeze(item)
+        image = freeze(item, written=True)
         write = self._begin_write(table, key)
         response = await self._send_write(backend, "put_item", request, write)
         self._finish_write(write, {(table, key): image} if key is not None else {})
@@ -681,7 +681,9 @@ class Engine:
             if kind == "Put":
                 item = spec.get("Item")
                 key = schema.key.key_of(item) if schema and isinstance(item, dict) else None
-                planned.append((table, key, freeze(item) if isinstance(item, dict) else None))
+                planned.append(
+                    (table, key, freeze(item, written=True) if isinstance(item, dict) else None)
+                )
             else:
                 # An Update's new image is not returned by a transaction: invalidate.
                 outcome = None if kind == "Delete" else _INVALIDATE
@@ -944,7 +946,7 @@ def _plan_batch_write(
         if isinstance(put, dict) and isinstance(put.get("Item"), dict):
             item = put["Item"]
             key = schema.key.key_of(item) if schema is not None else None
-            return table, key, freeze(item)
+            return table, key, freeze(item, written=True)
         delete = write_request.get("DeleteRequest")
         if isinstance(delete, dict):
             return table, canonical_key(delete.get("Key")), None

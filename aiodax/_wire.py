@@ -10,8 +10,8 @@ from __future__ import annotations
 import copy
 import sys
 from collections.abc import Hashable, Mapping, Sequence
-from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, NoReturn, TypeAlias
+from decimal import Context, Decimal, InvalidOperation
+from typing import Any, Final, Literal, NoReturn, TypeAlias
 
 #: ``(attribute name, wire type, canonical value[, name, type, value])``, sorted
 #: by name.  Flat, so that hashing a store key walks one tuple, not two.
@@ -178,35 +178,58 @@ class ReadOnlyList(list[Any]):
         return (list, (list(self),))
 
 
-def freeze(item: Mapping[str, Any] | None) -> Image:
+def freeze(item: Mapping[str, Any] | None, *, written: bool = False) -> Image:
     """A private image of a wire item: nothing the caller holds aliases it.
 
     The image is a plain dict of read-only attribute values; ``thaw`` hands out
-    shallow copies of it.
+    shallow copies of it.  An item a caller ``written`` (rather than one DynamoDB
+    returned) gets its numbers in the form DynamoDB returns them in: normalized
+    at the top level (``N`` and ``NS``), as sent inside maps and lists, which is
+    what DynamoDB Local answers.
     """
     if item is None:
         return None
-    return {name: _freeze_value(value) for name, value in item.items()}
+    return {name: _freeze_value(value, written) for name, value in item.items()}
 
 
-def _freeze_value(value: Any) -> Any:
+def _freeze_value(value: Any, written: bool) -> Any:
     if type(value) is not dict and not isinstance(value, Mapping):
         return value
     frozen: dict[str, Any] = {}
     for wire_type, raw in value.items():
         if wire_type == "M":
-            frozen["M"] = ReadOnlyDict({k: _freeze_value(v) for k, v in raw.items()})
+            frozen["M"] = ReadOnlyDict({k: _freeze_value(v, False) for k, v in raw.items()})
         elif wire_type == "L":
-            frozen["L"] = ReadOnlyList([_freeze_value(v) for v in raw])
+            frozen["L"] = ReadOnlyList([_freeze_value(v, False) for v in raw])
         elif wire_type == "BS":
             frozen["BS"] = ReadOnlyList([binary_value(v) for v in raw])
+        elif wire_type == "NS" and written:
+            frozen["NS"] = ReadOnlyList([dynamodb_number(v) for v in raw])
         elif wire_type in ("SS", "NS"):
             frozen[wire_type] = ReadOnlyList(raw)
         elif wire_type == "B":
             frozen["B"] = binary_value(raw)
+        elif wire_type == "N" and written:
+            frozen["N"] = dynamodb_number(raw)
         else:
             frozen[wire_type] = raw
     return ReadOnlyDict(frozen)
+
+
+_NUMBER_CONTEXT: Final = Context(prec=40)  # DynamoDB keeps 38 significant digits
+
+
+def dynamodb_number(raw: Any) -> Any:
+    """A number as DynamoDB returns it: ``"1.50"`` → ``"1.5"``, ``"1e2"`` → ``"100"``.
+
+    A string that is no number is left alone: DynamoDB refused the write anyway.
+    """
+    number = number_value(raw)
+    if number is None:
+        return raw
+    if number.is_zero():
+        return "0"
+    return format(_NUMBER_CONTEXT.normalize(number), "f")
 
 
 def thaw(image: Image) -> WireItem | None:

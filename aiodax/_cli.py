@@ -1,0 +1,409 @@
+"""The ``aiodax`` command (also ``python -m aiodax``).
+
+``aiodax stampede`` drives a hot-key stampede against a DynamoDB endpoint on this
+machine, first with a plain aioboto3 client and then through ``aiodax.Cache``, and
+reports side by side how many requests reached DynamoDB and how long reads took.
+By default it starts its own moto server on 127.0.0.1 with a seeded table; it never
+sends a request anywhere but loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import json
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Final, TextIO, TypeVar
+from urllib.parse import urlsplit
+
+from . import __version__
+from ._embedded import REGION, ServerUnavailable, dynamodb_local, moto_server
+from ._stampede import (
+    OP_CHOICES,
+    LoadSpec,
+    StampedeResult,
+    Target,
+    TargetError,
+    format_report,
+    report_object,
+    run_stampede,
+)
+
+T = TypeVar("T")
+
+PROG: Final = "aiodax"
+BACKENDS: Final = ("moto", "dynamodb-local")
+#: The hosts a target URL may name: loads generated here stay on this machine.
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+EMBEDDED_TABLE: Final = "aiodax-stampede"
+
+# Upper bounds that keep a typo from becoming an unbounded load.
+MAX_REQUESTS: Final = 10_000_000
+MAX_CONCURRENCY: Final = 10_000
+MAX_KEYS: Final = 100_000
+MAX_DURATION: Final = 3600.0
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1  # the target could not be reached or prepared
+EXIT_USAGE: Final = 2  # argparse's own code for bad arguments
+EXIT_INTERRUPTED: Final = 130
+
+
+# ---------------------------------------------------------------------------
+# Argument types: each rejects a bad value with a message argparse prints as is.
+
+
+def _bounded_int(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low:,} and {high:,}, got {value}")
+        return value
+
+    return parse
+
+
+def _bounded_float(
+    low: float, high: float, *, low_inclusive: bool = True, what: str = "a number"
+) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        too_low = value < low if low_inclusive else value <= low
+        if too_low or value > high or value != value:  # value != value: NaN
+            bound = "[" if low_inclusive else "("
+            raise argparse.ArgumentTypeError(f"must be in {bound}{low:g}, {high:g}], got {text}")
+        return value
+
+    return parse
+
+
+def loopback_url(text: str) -> str:
+    """``--endpoint-url``: an http(s) URL naming this machine, nothing else."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018  # raises ValueError on a malformed port
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a valid URL: {text!r} ({error})") from None
+    if parts.scheme not in ("http", "https") or parts.hostname not in LOOPBACK_HOSTS:
+        raise argparse.ArgumentTypeError(
+            f"refusing {text!r}: the stampede only targets endpoints on this machine "
+            "(http://127.0.0.1:PORT or http://localhost:PORT), so that its load never "
+            "leaves loopback"
+        )
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="aiodax: DynamoDB Accelerator's caching inside asyncio."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    stampede = commands.add_parser(
+        "stampede",
+        help="compare a hot-key stampede uncached and through aiodax",
+        description=(
+            "Run one load twice against a DynamoDB endpoint on this machine, first with a "
+            "plain aioboto3 client, then through aiodax.Cache, and report side by side how "
+            "many requests reached DynamoDB and how long reads took. Without --endpoint-url "
+            "it starts its own server on 127.0.0.1 with a seeded table."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    target = stampede.add_argument_group("target")
+    target.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help="embedded server to start: moto (pip) or AWS's DynamoDB Local (Java; jar from "
+        "scripts/fetch-dynamodb-local or $AIODAX_DYNAMODB_LOCAL_DIR) [default: moto]",
+    )
+    target.add_argument(
+        "--endpoint-url",
+        type=loopback_url,
+        help="an already running DynamoDB endpoint on 127.0.0.1/localhost instead of an "
+        "embedded server (needs --table)",
+    )
+    target.add_argument(
+        "--table",
+        help="table with a string partition key: must exist with --endpoint-url; the name "
+        f"of the created table otherwise [default: {EMBEDDED_TABLE}]",
+    )
+    target.add_argument(
+        "--region",
+        default=REGION,
+        help="region to sign requests for (DynamoDB Local "
+        "without -sharedDb keeps a database per region)",
+    )
+    target.add_argument(
+        "--no-seed",
+        dest="seed",
+        action="store_false",
+        help="do not put the --keys items before the load (keys stampede#000000, ...)",
+    )
+
+    load = stampede.add_argument_group("load")
+    defaults = LoadSpec()
+    load.add_argument(
+        "--requests",
+        type=_bounded_int(1, MAX_REQUESTS),
+        default=defaults.requests,
+        help="requests per run",
+    )
+    load.add_argument(
+        "--concurrency",
+        type=_bounded_int(1, MAX_CONCURRENCY),
+        default=defaults.concurrency,
+        help="workers, all started at once",
+    )
+    load.add_argument(
+        "--duration",
+        type=_bounded_float(0, MAX_DURATION, low_inclusive=False, what="seconds"),
+        default=defaults.duration,
+        help="seconds each run may take at most: it stops early then",
+    )
+    load.add_argument(
+        "--keys", type=_bounded_int(1, MAX_KEYS), default=defaults.keys, help="distinct items"
+    )
+    load.add_argument(
+        "--skew",
+        type=_bounded_float(0, 100),
+        default=defaults.skew,
+        help="Zipf exponent s: the key of popularity rank r is chosen with weight 1/r**s "
+        "(0 = uniform)",
+    )
+    load.add_argument(
+        "--write-ratio",
+        type=_bounded_float(0, 1, what="a fraction"),
+        default=defaults.write_ratio,
+        help="fraction of requests that are PutItem (written through the cache)",
+    )
+    load.add_argument(
+        "--op",
+        choices=OP_CHOICES,
+        default=defaults.op,
+        help="reads: GetItem, Query of the key's partition, or half of each",
+    )
+    load.add_argument(
+        "--ttl",
+        type=_bounded_float(0, 86_400 * 365, what="seconds"),
+        default=defaults.ttl,
+        help="item and query TTL of the cached run, seconds (0 = nothing cached)",
+    )
+    load.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help="random seed of the plan both runs replay",
+    )
+    load.add_argument(
+        "--max-connections",
+        type=_bounded_int(1, MAX_CONCURRENCY),
+        default=defaults.max_connections,
+        help="HTTP connection pool of each run's client (botocore's default: 10)",
+    )
+
+    output = stampede.add_argument_group("output")
+    output.add_argument(
+        "--json",
+        action="store_true",
+        help='print one JSON object {"uncached": {...}, "cached": {...}} instead of the table',
+    )
+    output.add_argument(
+        "--plot", type=Path, metavar="FILE.png", help="also draw the comparison (needs matplotlib)"
+    )
+    return parser
+
+
+def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Rules that span several options; a violation exits with status 2."""
+    if args.endpoint_url is not None:
+        if args.backend is not None:
+            parser.error("--backend starts an embedded server: drop it, or drop --endpoint-url")
+        if args.table is None:
+            parser.error("--endpoint-url needs --table (an existing table with a string key)")
+    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
+        parser.error("--plot needs matplotlib, which is not installed (pip install matplotlib)")
+
+
+def _load_spec(args: argparse.Namespace) -> LoadSpec:
+    return LoadSpec(
+        requests=args.requests,
+        concurrency=args.concurrency,
+        duration=args.duration,
+        keys=args.keys,
+        skew=args.skew,
+        write_ratio=args.write_ratio,
+        op=args.op,
+        ttl=args.ttl,
+        seed=args.seed,
+        max_connections=args.max_connections,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Running
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console script: ``aiodax stampede [options]``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_arguments(parser, args)
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+async def main_async(argv: Sequence[str] | None = None) -> int:
+    """``main`` for a caller already inside an event loop (the tests)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_arguments(parser, args)
+    return await _run(args)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    spec = _load_spec(args)
+    progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            if args.endpoint_url is not None:
+                target = Target(
+                    args.endpoint_url,
+                    args.table,
+                    create=False,
+                    seed=args.seed,
+                    label=args.endpoint_url,
+                    region=args.region,
+                )
+            else:
+                backend = args.backend or "moto"
+                server = moto_server() if backend == "moto" else dynamodb_local()
+                try:
+                    url = await _enter_in_thread(stack, server)
+                except RuntimeError as error:  # DynamoDB Local did not start: says why
+                    raise TargetError(str(error)) from error
+                target = Target(
+                    url,
+                    args.table or EMBEDDED_TABLE,
+                    create=True,
+                    seed=args.seed,
+                    label=f"{backend} (embedded, {url})",
+                    region=args.region,
+                )
+            result = await run_stampede(
+                target, spec, on_progress=None if progress is None else progress.update
+            )
+    except (ServerUnavailable, TargetError) as error:
+        if progress is not None:
+            progress.clear()
+        print(f"{PROG} stampede: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if progress is not None:
+        progress.clear()
+
+    if args.json:
+        print(json.dumps(report_object(result)))
+    else:
+        print(format_report(result))
+    if args.plot is not None:
+        _plot(result, args.plot)
+        print(f"{PROG} stampede: plot written to {args.plot}", file=sys.stderr)
+    return EXIT_OK
+
+
+async def _enter_in_thread(
+    stack: contextlib.AsyncExitStack, manager: AbstractContextManager[T]
+) -> T:
+    """Enter a blocking context manager off the event loop; exit it the same way."""
+    value = await asyncio.to_thread(manager.__enter__)
+
+    async def exit_(*exc_info: Any) -> None:
+        await asyncio.to_thread(manager.__exit__, *exc_info)
+
+    stack.push_async_exit(exit_)
+    return value
+
+
+class _Progress:
+    """One line on a terminal's stderr, rewritten in place while a run goes on."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._width = 0
+
+    def update(self, run: str, finished: int, total: int, errors: int) -> None:
+        line = f"{run}: {finished:,}/{total:,} requests"
+        if errors:
+            line += f", {errors:,} errors"
+        self._write(line)
+
+    def clear(self) -> None:
+        self._write("")
+
+    def _write(self, line: str) -> None:
+        # Pad over the previous line's tail instead of relying on terminal escapes.
+        self._stream.write("\r" + line.ljust(self._width))
+        if not line:
+            self._stream.write("\r")
+        self._stream.flush()
+        self._width = len(line)
+
+
+def _plot(result: StampedeResult, path: Path) -> None:
+    """Backend requests and latency percentiles, uncached beside cached."""
+    matplotlib: Any = importlib.import_module("matplotlib")
+    matplotlib.use("Agg")  # files only: no display needed
+    pyplot: Any = importlib.import_module("matplotlib.pyplot")
+    report = report_object(result)
+    runs = ("uncached", "cached")
+    figure, (requests_axes, latency_axes) = pyplot.subplots(1, 2, figsize=(10, 4))
+    try:
+        counts = [report[run]["backend_requests"] for run in runs]
+        requests_axes.bar(runs, counts, color=["#c44e52", "#4c72b0"])
+        requests_axes.set_yscale("symlog")
+        requests_axes.set_title("requests that reached DynamoDB")
+        for index, count in enumerate(counts):
+            requests_axes.annotate(f"{count:,}", (index, count), ha="center", va="bottom")
+        names = ("p50_ms", "p90_ms", "p99_ms", "max_ms")
+        width = 0.38
+        for offset, run, color in (
+            (-width / 2, "uncached", "#c44e52"),
+            (width / 2, "cached", "#4c72b0"),
+        ):
+            latency_axes.bar(
+                [index + offset for index in range(len(names))],
+                [report[run][name] for name in names],
+                width,
+                label=run,
+                color=color,
+            )
+        latency_axes.set_xticks(range(len(names)), [name.removesuffix("_ms") for name in names])
+        latency_axes.set_yscale("log")
+        latency_axes.set_ylabel("ms")
+        latency_axes.set_title("read latency")
+        latency_axes.legend()
+        spec = result.spec
+        figure.suptitle(
+            f"aiodax stampede: {spec.requests:,} {spec.op} requests, {spec.keys:,} key(s), "
+            f"concurrency {spec.concurrency:,}"
+        )
+        figure.tight_layout()
+        figure.savefig(path, dpi=120)
+    finally:
+        pyplot.close(figure)

@@ -1,0 +1,114 @@
+"""The store's size estimate tracks the memory its entries really hold."""
+
+from __future__ import annotations
+
+import gc
+import json
+import tracemalloc
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import aiodax
+from aiodax._engine import Engine
+from aiodax._wire import canonical_key, freeze
+
+WireItem = dict[str, Any]
+
+
+def scalar_item(i: int) -> WireItem:
+    return {
+        "pk": {"S": f"user#{i:08d}"},
+        "name": {"S": f"User number {i}"},
+        "email": {"S": f"user{i}@example.com"},
+        "city": {"S": "London"},
+        "age": {"N": str(20 + i % 60)},
+        "balance": {"N": f"{i * 3.25:.2f}"},
+        "visits": {"N": str(i * 7)},
+        "active": {"BOOL": i % 2 == 0},
+        "deleted": {"NULL": True},
+        "avatar": {"B": f"png{i}".encode() * 4},
+    }
+
+
+def nested_item(i: int) -> WireItem:
+    return {
+        "pk": {"S": f"order#{i:08d}"},
+        "sk": {"N": str(i)},
+        "address": {
+            "M": {
+                "street": {"S": f"{i} Main Street"},
+                "zip": {"N": "12345"},
+                "geo": {"L": [{"N": "51.5"}, {"N": "-0.12"}]},
+            }
+        },
+        "lines": {
+            "L": [{"M": {"sku": {"S": f"sku-{i}-{n}"}, "qty": {"N": str(n)}}} for n in range(4)]
+        },
+        "tags": {"SS": [f"t{i}", "gift", "express"]},
+        "scores": {"NS": ["1", "2.5", str(i)]},
+    }
+
+
+def large_item(i: int) -> WireItem:
+    return {"pk": {"S": f"doc#{i:08d}"}, "body": {"S": f"{i:08d}" + "x" * 20_000}}
+
+
+def as_parsed(item: WireItem) -> WireItem:
+    """The item as botocore hands it over: fresh strings from a JSON body, bytes for B."""
+    text = {k: v for k, v in item.items() if "B" not in v}
+    parsed: WireItem = json.loads(json.dumps(text))
+    parsed.update({k: {"B": bytes(v["B"])} for k, v in item.items() if "B" in v})
+    return parsed
+
+
+def store_items(engine: Engine, make: Callable[[int], WireItem], count: int) -> None:
+    for i in range(count):
+        item = as_parsed(make(i))
+        key = canonical_key({name: item[name] for name in ("pk", "sk") if name in item})
+        assert key is not None
+        engine._store_image("table", key, None, freeze(item))
+
+
+@pytest.fixture
+def traced() -> Iterator[Callable[[], int]]:
+    """Bytes allocated since the fixture started and still alive."""
+    gc.collect()
+    tracemalloc.start()
+    start = tracemalloc.get_traced_memory()[0]
+
+    def retained() -> int:
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - start
+
+    yield retained
+    tracemalloc.stop()
+
+
+@pytest.mark.parametrize(
+    ("make", "count"),
+    [(scalar_item, 2000), (nested_item, 1000), (large_item, 500)],
+    ids=["ten-scalars", "nested", "20KB-string"],
+)
+def test_size_estimate_is_within_2x_of_retained_memory(
+    traced: Callable[[], int], make: Callable[[int], WireItem], count: int
+) -> None:
+    engine = aiodax.Cache(max_bytes=2**40)._engine
+    store_items(engine, make, count)
+    retained = traced()
+    assert len(engine.store) == count
+    assert retained / 2 <= engine.store.current_size <= retained * 2
+
+
+def test_streaming_more_than_fits_stays_within_2x_of_max_bytes(
+    traced: Callable[[], int],
+) -> None:
+    max_bytes = 2**19
+    cache = aiodax.Cache(max_bytes=max_bytes)
+    store_items(cache._engine, scalar_item, 1000)
+    retained = traced()
+    stats = cache.stats()
+    assert stats["EvictedCount"] > 0
+    assert stats["CurrentSize"] <= max_bytes
+    assert max_bytes / 2 <= retained <= max_bytes * 2

@@ -464,18 +464,22 @@ def report_object(result: StampedeResult) -> dict[str, dict[str, Any]]:
     return {"uncached": summarize(result.uncached), "cached": summarize(result.cached)}
 
 
-def _cell(value: Any) -> str:
+def _cell(name: str, value: Any) -> str:
+    if name == "hit_ratio":
+        return f"{value:.1%}"
+    if name.endswith("_ms"):
+        return f"{value:,.3f}" if value < 10 else f"{value:,.1f}"
     if isinstance(value, float):
-        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+        return f"{value:,.1f}"
+    return f"{value:,}"
 
 
-def _ratio(before: float, after: float) -> str:
+def _times(before: float, after: float) -> str:
+    """How many times ``after`` fits in ``before``, e.g. "2,000x"."""
     if after <= 0:
-        return "∞" if before > 0 else "–"
-    return f"{before / after:,.1f}×"
+        return "inf x" if before > 0 else "n/a"
+    ratio = before / after
+    return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:,.1f}x"
 
 
 def format_report(result: StampedeResult) -> str:
@@ -490,8 +494,9 @@ def format_report(result: StampedeResult) -> str:
         "",
     ]
     label_width = max(len(name) for name in REPORT_KEYS)
-    columns = [[_cell(uncached[name]) for name in REPORT_KEYS]]
-    columns.append([_cell(cached[name]) for name in REPORT_KEYS])
+    columns = [
+        [_cell(name, summary[name]) for name in REPORT_KEYS] for summary in (uncached, cached)
+    ]
     widths = [
         max(len(title), *(len(c) for c in column))
         for title, column in zip(("uncached", "cached"), columns, strict=True)
@@ -513,9 +518,11 @@ def format_report(result: StampedeResult) -> str:
             )
     lines += [
         "",
-        f"DynamoDB requests: {uncached['backend_requests']:,} -> {cached['backend_requests']:,} "
-        f"({_ratio(uncached['backend_requests'], cached['backend_requests'])} fewer); "
-        f"p99 latency: {uncached['p99_ms']:,.2f} ms -> {cached['p99_ms']:,.2f} ms "
-        f"({_ratio(uncached['p99_ms'], cached['p99_ms'])} lower)",
+        f"requests reaching DynamoDB: {uncached['backend_requests']:,} uncached, "
+        f"{cached['backend_requests']:,} cached "
+        f"({_times(uncached['backend_requests'], cached['backend_requests'])} fewer)",
+        f"p99 latency: {_cell('p99_ms', uncached['p99_ms'])} ms uncached, "
+        f"{_cell('p99_ms', cached['p99_ms'])} ms cached "
+        f"({_times(uncached['p99_ms'], cached['p99_ms'])} lower)",
     ]
     return "\n".join(lines)

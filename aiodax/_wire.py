@@ -365,12 +365,12 @@ def fingerprint(value: Any) -> Hashable:
     kind = type(value)
     if kind is str or value is None:
         return value  # type: ignore[no-any-return]
-    if kind is dict:
+    if isinstance(value, dict):  # read-only maps from cached answers included
         return ("M", tuple(sorted((key, fingerprint(item)) for key, item in value.items())))
-    if kind is list or kind is tuple:
+    if isinstance(value, list | tuple):
         return ("L", tuple(fingerprint(item) for item in value))
-    if kind is bytes or kind is bytearray:
+    if isinstance(value, bytes | bytearray):
         return ("B", bytes(value))
-    if kind is set or kind is frozenset:
+    if isinstance(value, set | frozenset):
         return ("S", frozenset(fingerprint(item) for item in value))
     return (kind.__name__, value)

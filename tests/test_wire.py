@@ -230,6 +230,33 @@ def test_thaw_equals_the_original_item_with_binaries_as_bytes() -> None:
     assert served == expected
 
 
+def test_written_numbers_are_normalized_at_the_top_level_only() -> None:
+    item = {
+        "n": {"N": "1.50"},
+        "big": {"N": "1e2"},
+        "zero": {"N": "-0.0"},
+        "set": {"NS": ["1e2", "2.50"]},
+        "map": {"M": {"x": {"N": "1.50"}}},
+        "list": {"L": [{"N": "2.0"}]},
+    }
+    served = thaw(freeze(item, written=True))
+    assert served == {
+        "n": {"N": "1.5"},
+        "big": {"N": "100"},
+        "zero": {"N": "0"},
+        "set": {"NS": ["100", "2.5"]},
+        "map": {"M": {"x": {"N": "1.50"}}},
+        "list": {"L": [{"N": "2.0"}]},
+    }
+
+
+def test_numbers_dynamodb_returned_are_kept_as_they_are() -> None:
+    assert thaw(freeze({"n": {"N": "1.50"}, "s": {"NS": ["1e2"]}})) == {
+        "n": {"N": "1.50"},
+        "s": {"NS": ["1e2"]},
+    }
+
+
 def test_freeze_and_thaw_of_missing_item_are_none() -> None:
     assert freeze(None) is None
     assert thaw(None) is None

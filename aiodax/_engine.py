@@ -172,7 +172,7 @@ class Engine:
         self.store = Store(config.max_bytes)
         self._entries = self.store.entries
         self.stats = Stats()
-        self.schemas = Schemas()
+        self.schemas = Schemas(self.call)
         self.retry = retry or RetryPolicy()
         self._item_flights: Flights[ItemFlightKey, Any] = Flights()
         self._page_flights: Flights[Hashable, Any] = Flights()
@@ -257,13 +257,14 @@ class Engine:
         async def get_item(**request: Any) -> dict[str, Any]:
             if len(request) == 2:
                 key = request.get("Key")
-                if type(key) is dict and len(key) == 1:
+                table = request.get("TableName")
+                if type(key) is dict and len(key) == 1 and type(table) is str:
                     for name in key:
                         value = key[name]
                     if type(value) is dict and len(value) == 1 and "S" in value:
                         raw = value["S"]
                         if type(raw) is str and raw:
-                            entry = entries.get((request.get("TableName"), name, "S", raw))
+                            entry = entries.get((table, name, "S", raw))
                             if entry is not None and clock() < entry.expires_at:
                                 entry.referenced = True
                                 image = entry.image  # type: ignore[union-attr]
@@ -351,6 +352,8 @@ class Engine:
         ttls = self.ttls(table)
         expires_at = expiry(self._clock(), ttls.negative if image is None else ttls.item)
         store_key = (table, *key)
+        if self.closed:
+            return  # a write that finished after aclose() must not refill the cache
         if expires_at is None:
             self.store.discard(store_key)
             return
@@ -506,12 +509,16 @@ class Engine:
             return await self._pass_through(backend, operation, request)  # type: ignore[no-any-return]
         self._check_open()
         is_query = operation == "query"
-        page_key = (
-            table,
-            _PAGES,
-            operation,
-            fingerprint({k: v for k, v in request.items() if k != "ReturnConsumedCapacity"}),
-        )
+        try:
+            page_key = (
+                table,
+                _PAGES,
+                operation,
+                fingerprint({k: v for k, v in request.items() if k != "ReturnConsumedCapacity"}),
+            )
+            hash(page_key)
+        except TypeError:  # a value botocore will refuse: let it say so
+            return await self._pass_through(backend, operation, request)  # type: ignore[no-any-return]
         stats = self.stats
         entry = self.store.get(page_key)
         if isinstance(entry, PageEntry) and self._clock() < entry.expires_at:
@@ -581,7 +588,7 @@ class Engine:
     ) -> None:
         table = page_key[0]  # type: ignore[index]
         expires_at = expiry(self._clock(), self.ttls(table).query)
-        if expires_at is None:
+        if expires_at is None or self.closed:
             return
         self.store.put(page_key, PageEntry(page, expires_at, tags, entry_size(page_key, page)))
 

@@ -8,7 +8,7 @@ a read's key is the request's ``Key``, whatever the schema.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -44,9 +44,11 @@ def _key_schema(elements: Any) -> KeySchema:
 class Schemas:
     """Key schemas by table name: one ``DescribeTable`` per table, coalesced."""
 
-    __slots__ = ("_flights", "_known")
+    __slots__ = ("_call", "_flights", "_known")
 
-    def __init__(self) -> None:
+    def __init__(self, call: Callable[[Backend, str, Mapping[str, Any]], Awaitable[Any]]) -> None:
+        #: how to reach DynamoDB (the engine's ``call``, which counts requests)
+        self._call = call
         self._known: dict[str, TableSchema] = {}
         self._flights: Flights[str, TableSchema] = Flights()
 
@@ -65,7 +67,7 @@ class Schemas:
         if flight is None:
 
             async def describe() -> dict[str, TableSchema]:
-                response = await backend.describe_table(TableName=table)
+                response = await self._call(backend, "describe_table", {"TableName": table})
                 return {table: TableSchema.from_description(response["Table"])}
 
             flight = self._flights.start((table,), describe, self._known.__setitem__)

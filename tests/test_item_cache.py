@@ -6,6 +6,7 @@ import copy
 import pickle
 from typing import TYPE_CHECKING, Any
 
+import aioboto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -348,3 +349,41 @@ async def test_return_consumed_capacity_on_hit_is_zero(
 
 def cache_stats(cached: aiodax.CachedClient) -> dict[str, Any]:
     return cached.cache.stats()
+
+
+@pytest.mark.parametrize("target", [object(), {"get_item": None}, "dynamodb"])
+async def test_wrap_refuses_what_is_not_a_dynamodb_client(
+    cache: aiodax.Cache, target: object
+) -> None:
+    with pytest.raises(aiodax.WrapError, match="DynamoDB client") as error:
+        cache.wrap(target)  # type: ignore[arg-type]
+    assert isinstance(error.value, TypeError)
+
+
+async def test_wrap_refuses_a_cached_client_and_other_services(
+    cache: aiodax.Cache, cached: aiodax.CachedClient
+) -> None:
+    with pytest.raises(aiodax.WrapError, match="already cached"):
+        cache.wrap(cached)  # type: ignore[arg-type]
+    async with aioboto3.Session().client(
+        "s3", region_name="us-east-1", endpoint_url="http://127.0.0.1:9"
+    ) as s3:
+        with pytest.raises(aiodax.WrapError):
+            cache.wrap(s3)  # type: ignore[arg-type]
+
+
+async def test_control_plane_calls_pass_through_and_forget_the_table(
+    cached: aiodax.CachedClient, instrumented: InstrumentedClient, table: str
+) -> None:
+    await cached.put_item(TableName=table, Item={"pk": {"S": "a"}})
+    description = await cached.describe_table(TableName=table)
+    assert description["Table"]["TableName"] == table
+
+    await cached.delete_table(TableName=table)
+
+    assert cache_stats(cached)["CurrentEntries"] == 0
+    with pytest.raises(ClientError) as error:
+        await cached.get_item(TableName=table, Key={"pk": {"S": "a"}})
+    assert error.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    # the schema was asked for once (by the write) and counted like any request
+    assert cache_stats(cached)["BackendRequests"]["describe_table"] == 1

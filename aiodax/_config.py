@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from types import MappingProxyType
 from typing import Final, Literal, TypeAlias
 
 from ._errors import ConfigurationError, ConfigurationTypeError
@@ -42,6 +43,10 @@ def check_ttl(name: str, value: object) -> float:
         raise ConfigurationTypeError(
             f"{name} must be a number of seconds or None, not {type(value).__name__}"
         )
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ConfigurationError(f"{name} is too large; use None for no expiry") from None
     if math.isnan(value) or value < 0:
         raise ConfigurationError(f"{name} must be >= 0 seconds or None, got {value!r}")
     return float(value)
@@ -113,6 +118,10 @@ class CacheConfig:
             )
         if not callable(clock):
             raise ConfigurationTypeError("clock must be a callable returning seconds")
+        if tables is not None and not isinstance(tables, Mapping):
+            raise ConfigurationTypeError(
+                f"tables must map table names to aiodax.TableConfig, not {type(tables).__name__}"
+            )
         resolved: dict[str, TTLs] = {}
         for table, override in (tables or {}).items():
             if not isinstance(table, str) or not table:
@@ -123,14 +132,14 @@ class CacheConfig:
                     f"not {type(override).__name__}"
                 )
             table_item = _pick(override.item_ttl, item, f"tables[{table!r}].item_ttl")
-            if override.negative_ttl is not INHERIT:
+            if override.negative_ttl is None or (
+                override.negative_ttl is INHERIT and negative_ttl is None
+            ):
+                table_negative = table_item  # "None" means "as long as items live"
+            else:
                 table_negative = _pick(
                     override.negative_ttl, negative, f"tables[{table!r}].negative_ttl"
                 )
-            elif negative_ttl is None:
-                table_negative = table_item
-            else:
-                table_negative = negative
             resolved[table] = TTLs(
                 item=table_item,
                 negative=table_negative,
@@ -142,7 +151,7 @@ class CacheConfig:
             query_ttl=query,
             max_bytes=max_bytes,
             query_invalidation=query_invalidation,  # type: ignore[arg-type]
-            tables=resolved,
+            tables=MappingProxyType(resolved),
             clock=clock,
         )
 

@@ -17,7 +17,10 @@ class ConfigurationError(AiodaxError, ValueError):
 
 
 class ConfigurationTypeError(AiodaxError, TypeError):
-    """A ``Cache`` option of the wrong type or an unknown option (a ``TypeError``, too)."""
+    """A ``Cache`` option of the wrong type (a ``TypeError``, too).
+
+    An unknown option is Python's own ``TypeError`` (the options are keyword-only).
+    """
 
 
 class WrapError(AiodaxError, TypeError):

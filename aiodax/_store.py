@@ -32,7 +32,7 @@ class ItemEntry:
     reads; projections, the rarer case, live in a dict beside it.
     """
 
-    __slots__ = ("expires_at", "image", "projections", "referenced", "size", "tags")
+    __slots__ = ("expires_at", "image", "projections", "python", "referenced", "size", "tags")
 
     def __init__(
         self,
@@ -51,6 +51,10 @@ class ItemEntry:
         self.tags = tags
         self.size = size
         self.referenced = False
+        #: the whole item in a facade's own form (the resource's Python values),
+        #: derived on its first hit there (``Engine.bind_item_view``); an entry is
+        #: never updated in place, so it cannot outlive ``image``
+        self.python: Any = None
 
 
 class PageEntry:
@@ -114,7 +118,9 @@ class Store:
         entries = self.entries
         while self.current_size > self.max_bytes:
             old_key, old = entries.popitem(last=False)
-            if old.referenced:
+            if old.referenced or old_key == key:
+                # Reaching the newcomer means every older entry got its second
+                # chance; it is never its own victim (it fits: checked above).
                 old.referenced = False
                 entries[old_key] = old  # second chance: to the young end
                 continue

@@ -8,6 +8,7 @@ and into the compact *images* the store holds and copies out on a hit.
 from __future__ import annotations
 
 import copy
+import re
 import sys
 from collections.abc import Hashable, Mapping, Sequence
 from decimal import Context, Decimal, InvalidOperation
@@ -47,7 +48,8 @@ class KeySchema:
 
 
 def key_part(name: object, value: object) -> tuple[str, str, Any] | None:
-    if type(name) is not str or type(value) is not dict or len(value) != 1:
+    # isinstance, not type(): a value taken from a served item is a ReadOnlyDict.
+    if type(name) is not str or not isinstance(value, dict) or len(value) != 1:
         return None
     ((wire_type, raw),) = value.items()
     if wire_type == "S":
@@ -89,14 +91,30 @@ def canonical_key(key: object) -> ItemKey | None:
     return None
 
 
+_NUMBER_CONTEXT: Final = Context(prec=60)  # exact for anything DynamoDB accepts
+
+#: DynamoDB's number syntax; Python's Decimal also takes "1_000", " 1 " and "NaN".
+_NUMBER: Final = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def number_value(raw: object) -> Decimal | None:
-    if type(raw) is not str:
+    """The value of a wire number, or ``None`` for what DynamoDB would refuse.
+
+    DynamoDB takes up to 38 significant digits, magnitudes from 1E-130 to below
+    1E+126, and no NaN or infinity.
+    """
+    if type(raw) is not str or _NUMBER.fullmatch(raw) is None:
         return None
     try:
         number = Decimal(raw)
     except InvalidOperation:
         return None
-    return number if number.is_finite() else None
+    if number.is_zero():
+        return number
+    digits = number.normalize(_NUMBER_CONTEXT).as_tuple().digits
+    if len(digits) > 38 or not -130 <= number.adjusted() <= 125:
+        return None
+    return number
 
 
 def binary_value(raw: object) -> bytes | None:
@@ -216,9 +234,6 @@ def _freeze_value(value: Any, written: bool) -> Any:
     return ReadOnlyDict(frozen)
 
 
-_NUMBER_CONTEXT: Final = Context(prec=40)  # DynamoDB keeps 38 significant digits
-
-
 def dynamodb_number(raw: Any) -> Any:
     """A number as DynamoDB returns it: ``"1.50"`` → ``"1.5"``, ``"1e2"`` → ``"100"``.
 
@@ -318,7 +333,8 @@ def _parse_path(
         elements.append(head)
         while bracket:
             index, closing, rest = rest.partition("]")
-            if not closing or not index.strip().isdigit():
+            index = index.strip()
+            if not closing or not (index.isascii() and index.isdigit()):
                 return None
             elements.append(int(index))
             rest = rest.strip()

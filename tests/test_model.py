@@ -1,0 +1,205 @@
+"""Model-based test: random concurrent reads and writes, checked against DynamoDB.
+
+Each example is a few *steps*; a step runs several short scripts concurrently
+through one ``Cache`` against a real server, with random latency injected into
+every backend call so that reads and writes interleave differently each time.
+Every script that writes then reads its own key checks read-your-writes; every
+value of a failed write is checked never to be seen; and once a step's scripts are
+done, every cached read must equal DynamoDB's strongly consistent answer.
+
+``AIODAX_MODEL_EXAMPLES`` raises the example count for a longer run by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import aiodax
+from aiodax.testing import InstrumentedClient
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+
+    from tests.servers import MakeTable
+
+KEYS = ("k0", "k1", "k2")
+EXAMPLES = int(os.environ.get("AIODAX_MODEL_EXAMPLES", "12"))
+
+script = st.one_of(
+    st.tuples(st.just("get"), st.sampled_from(KEYS)),
+    st.tuples(st.just("evict_then_get"), st.sampled_from(KEYS)),
+    st.tuples(st.just("put_then_get"), st.sampled_from(KEYS)),
+    st.tuples(st.just("update_then_get"), st.sampled_from(KEYS)),
+    st.tuples(st.just("delete_then_get"), st.sampled_from(KEYS)),
+    st.tuples(st.just("failing_put"), st.sampled_from(KEYS)),
+    st.tuples(st.just("batch_get"), st.sampled_from(KEYS)),
+    st.tuples(st.just("batch_write"), st.sampled_from(KEYS)),
+    st.tuples(st.just("transact"), st.sampled_from(KEYS)),
+    st.tuples(st.just("query"), st.sampled_from(KEYS)),
+)
+steps = st.lists(st.lists(script, min_size=1, max_size=5), min_size=1, max_size=4)
+
+
+class Jittery(InstrumentedClient):
+    """Random latency before and after every call: the server sees, then answers, late."""
+
+    def __init__(self, client: Any, seed: int) -> None:
+        super().__init__(client)
+        self.random = random.Random(seed)
+
+    async def _call(self, operation: str, method: Any, request: dict[str, Any]) -> Any:
+        await asyncio.sleep(self.random.random() * 0.004)
+        response = await super()._call(operation, method, request)
+        await asyncio.sleep(self.random.random() * 0.012)
+        return response
+
+
+def wire_key(name: str) -> dict[str, Any]:
+    return {"pk": {"S": "p"}, "sk": {"S": name}}
+
+
+class Model:
+    """What the scripts of one step may observe."""
+
+    def __init__(self) -> None:
+        self.values = itertools.count()
+        #: key → values (None = deleted) written to it during the current step
+        self.written: dict[str, set[str | None]] = {k: set() for k in KEYS}
+        self.failed: set[str] = set()
+
+    def next_value(self) -> str:
+        return f"v{next(self.values)}"
+
+
+def value_of(response: dict[str, Any]) -> str | None:
+    item = response.get("Item")
+    return None if item is None else item["v"]["S"]
+
+
+async def run_script(
+    cached: aiodax.CachedClient, table: str, model: Model, kind: str, name: str
+) -> list[str | None]:
+    """Run one script; return every value it read (to check against failed writes)."""
+    key = wire_key(name)
+    seen: list[str | None] = []
+
+    async def read_own() -> str | None:
+        got = value_of(await cached.get_item(TableName=table, Key=key))
+        seen.append(got)
+        return got
+
+    if kind == "get":
+        await read_own()
+    elif kind == "evict_then_get":
+        # as if the entry expired: the next read is a miss that may race a write
+        cached.cache.invalidate(table, key)
+        await read_own()
+    elif kind == "batch_get":
+        response = await cached.batch_get_item(
+            RequestItems={table: {"Keys": [wire_key(k) for k in KEYS]}}
+        )
+        seen.extend(item["v"]["S"] for item in response["Responses"][table])
+    elif kind == "query":
+        page = await cached.query(
+            TableName=table,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": "p"}},
+        )
+        seen.extend(item["v"]["S"] for item in page["Items"])
+    elif kind == "failing_put":
+        value = model.next_value()
+        model.failed.add(value)
+        with pytest.raises(ClientError):
+            await cached.put_item(
+                TableName=table,
+                Item={**key, "v": {"S": value}},
+                ConditionExpression="attribute_exists(never_there)",
+            )
+        await read_own()
+    else:
+        value: str | None = model.next_value()
+        model.written[name].add(value)
+        if kind == "put_then_get":
+            await cached.put_item(TableName=table, Item={**key, "v": {"S": value}})
+        elif kind == "update_then_get":
+            await cached.update_item(
+                TableName=table,
+                Key=key,
+                UpdateExpression="SET v = :v",
+                ExpressionAttributeValues={":v": {"S": value}},
+            )
+        elif kind == "batch_write":
+            await cached.batch_write_item(
+                RequestItems={table: [{"PutRequest": {"Item": {**key, "v": {"S": value}}}}]}
+            )
+        elif kind == "transact":
+            await cached.transact_write_items(
+                TransactItems=[{"Put": {"TableName": table, "Item": {**key, "v": {"S": value}}}}]
+            )
+        else:
+            model.written[name].discard(value)
+            value = None
+            model.written[name].add(None)
+            await cached.delete_item(TableName=table, Key=key)
+        got = await read_own()
+        # read-your-writes: this write's value, or one written concurrently
+        assert got in model.written[name], (kind, name, value, got)
+    return seen
+
+
+async def assert_cache_agrees(
+    cached: aiodax.CachedClient, raw_client: DynamoDBClient, table: str
+) -> None:
+    for name in KEYS:
+        direct = await raw_client.get_item(TableName=table, Key=wire_key(name), ConsistentRead=True)
+        through = await cached.get_item(TableName=table, Key=wire_key(name))
+        assert value_of(through) == value_of(direct), name
+    query = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :p",
+        "ExpressionAttributeValues": {":p": {"S": "p"}},
+    }
+    direct_page = await raw_client.query(**query, ConsistentRead=True)  # type: ignore[arg-type]
+    cached_page = await cached.query(**query)
+    assert cached_page["Items"] == direct_page["Items"]
+
+
+@pytest.fixture
+async def model_table(make_table: MakeTable) -> str:
+    return await make_table(hash_key=("pk", "S"), range_key=("sk", "S"))
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(steps=steps, seed=st.integers(0, 2**32 - 1))
+async def test_concurrent_reads_and_writes_match_the_model(
+    raw_client: DynamoDBClient,
+    model_table: str,
+    steps: list[list[tuple[str, str]]],
+    seed: int,
+) -> None:
+    table = model_table
+    for name in KEYS:  # every example starts from the same table
+        await raw_client.put_item(TableName=table, Item={**wire_key(name), "v": {"S": "initial"}})
+    async with aiodax.Cache() as cache:
+        cached = cache.wrap(Jittery(raw_client, seed))  # type: ignore[arg-type]
+        model = Model()
+        for step in steps:
+            model.written = {k: set() for k in KEYS}
+            seen = await asyncio.gather(
+                *(run_script(cached, table, model, kind, name) for kind, name in step)
+            )
+            assert not model.failed.intersection(itertools.chain.from_iterable(seen))
+            await assert_cache_agrees(cached, raw_client, table)

@@ -15,7 +15,9 @@ import contextlib
 import importlib
 import importlib.util
 import json
+import math
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -41,7 +43,9 @@ PROG: Final = "aiodax"
 BACKENDS: Final = ("moto", "dynamodb-local")
 #: The hosts a target URL may name: loads generated here stay on this machine.
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
-EMBEDDED_TABLE: Final = "aiodax-stampede"
+#: Prefix of the embedded server's table; a random suffix follows, because moto keeps
+#: its tables per process, shared by every moto server the process starts.
+EMBEDDED_TABLE_PREFIX: Final = "aiodax-stampede-"
 
 # Upper bounds that keep a typo from becoming an unbounded load.
 MAX_REQUESTS: Final = 10_000_000
@@ -49,9 +53,9 @@ MAX_CONCURRENCY: Final = 10_000
 MAX_KEYS: Final = 100_000
 MAX_DURATION: Final = 3600.0
 
+# Bad arguments exit with argparse's status 2.
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1  # the target could not be reached or prepared
-EXIT_USAGE: Final = 2  # argparse's own code for bad arguments
 EXIT_INTERRUPTED: Final = 130
 
 
@@ -81,7 +85,7 @@ def _bounded_float(
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         too_low = value < low if low_inclusive else value <= low
-        if too_low or value > high or value != value:  # value != value: NaN
+        if too_low or value > high or math.isnan(value):
             bound = "[" if low_inclusive else "("
             raise argparse.ArgumentTypeError(f"must be in {bound}{low:g}, {high:g}], got {text}")
         return value
@@ -120,7 +124,6 @@ def build_parser() -> argparse.ArgumentParser:
             "many requests reached DynamoDB and how long reads took. Without --endpoint-url "
             "it starts its own server on 127.0.0.1 with a seeded table."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     target = stampede.add_argument_group("target")
     target.add_argument(
@@ -128,28 +131,31 @@ def build_parser() -> argparse.ArgumentParser:
         choices=BACKENDS,
         default=None,
         help="embedded server to start: moto (pip) or AWS's DynamoDB Local (Java; jar from "
-        "scripts/fetch-dynamodb-local or $AIODAX_DYNAMODB_LOCAL_DIR) [default: moto]",
+        "scripts/fetch-dynamodb-local or $AIODAX_DYNAMODB_LOCAL_DIR); default: moto",
     )
     target.add_argument(
         "--endpoint-url",
         type=loopback_url,
+        metavar="URL",
         help="an already running DynamoDB endpoint on 127.0.0.1/localhost instead of an "
         "embedded server (needs --table)",
     )
     target.add_argument(
         "--table",
-        help="table with a string partition key: must exist with --endpoint-url; the name "
-        f"of the created table otherwise [default: {EMBEDDED_TABLE}]",
+        metavar="NAME",
+        help="table with a string partition key: must exist with --endpoint-url; else the "
+        f"name of the table created on the embedded server (default: {EMBEDDED_TABLE_PREFIX}"
+        "<random>)",
     )
     target.add_argument(
         "--region",
         default=REGION,
-        help="region to sign requests for (DynamoDB Local "
-        "without -sharedDb keeps a database per region)",
+        help="region to sign requests for; DynamoDB Local without -sharedDb keeps a "
+        "database per region (default: %(default)s)",
     )
     target.add_argument(
         "--no-seed",
-        dest="seed",
+        dest="seed_items",
         action="store_false",
         help="do not put the --keys items before the load (keys stampede#000000, ...)",
     )
@@ -160,59 +166,74 @@ def build_parser() -> argparse.ArgumentParser:
         "--requests",
         type=_bounded_int(1, MAX_REQUESTS),
         default=defaults.requests,
-        help="requests per run",
+        metavar="N",
+        help="requests per run (default: %(default)s)",
     )
     load.add_argument(
         "--concurrency",
         type=_bounded_int(1, MAX_CONCURRENCY),
         default=defaults.concurrency,
-        help="workers, all started at once",
+        metavar="N",
+        help="workers, all started at once (default: %(default)s)",
     )
     load.add_argument(
         "--duration",
         type=_bounded_float(0, MAX_DURATION, low_inclusive=False, what="seconds"),
         default=defaults.duration,
-        help="seconds each run may take at most: it stops early then",
+        metavar="SECONDS",
+        help="most seconds each run may take: it stops early then (default: %(default)g)",
     )
     load.add_argument(
-        "--keys", type=_bounded_int(1, MAX_KEYS), default=defaults.keys, help="distinct items"
+        "--keys",
+        type=_bounded_int(1, MAX_KEYS),
+        default=defaults.keys,
+        metavar="N",
+        help="distinct items read (default: %(default)s)",
     )
     load.add_argument(
         "--skew",
         type=_bounded_float(0, 100),
         default=defaults.skew,
-        help="Zipf exponent s: the key of popularity rank r is chosen with weight 1/r**s "
-        "(0 = uniform)",
+        metavar="S",
+        help="Zipf exponent: the key of popularity rank r is chosen with weight 1/r**S; "
+        "0 = uniform (default: %(default)g)",
     )
     load.add_argument(
         "--write-ratio",
         type=_bounded_float(0, 1, what="a fraction"),
         default=defaults.write_ratio,
-        help="fraction of requests that are PutItem (written through the cache)",
+        metavar="FRACTION",
+        help="fraction of requests that are PutItem, written through the cache "
+        "(default: %(default)g)",
     )
     load.add_argument(
         "--op",
         choices=OP_CHOICES,
         default=defaults.op,
-        help="reads: GetItem, Query of the key's partition, or half of each",
+        help="reads: GetItem, Query of the key's partition, or half of each (default: %(default)s)",
     )
     load.add_argument(
         "--ttl",
         type=_bounded_float(0, 86_400 * 365, what="seconds"),
         default=defaults.ttl,
-        help="item and query TTL of the cached run, seconds (0 = nothing cached)",
+        metavar="SECONDS",
+        help="item and query TTL of the cached run; 0 = nothing kept, only concurrent "
+        "misses coalesced (default: %(default)g)",
     )
     load.add_argument(
         "--seed",
         type=int,
         default=defaults.seed,
-        help="random seed of the plan both runs replay",
+        metavar="N",
+        help="random seed of the plan both runs replay (default: %(default)s)",
     )
     load.add_argument(
         "--max-connections",
         type=_bounded_int(1, MAX_CONCURRENCY),
         default=defaults.max_connections,
-        help="HTTP connection pool of each run's client (botocore's default: 10)",
+        metavar="N",
+        help="HTTP connections of each run's client; more than botocore's default of 10 "
+        "spreads the uncached run's queueing more fairly (default: %(default)s)",
     )
 
     output = stampede.add_argument_group("output")
@@ -234,8 +255,16 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
             parser.error("--backend starts an embedded server: drop it, or drop --endpoint-url")
         if args.table is None:
             parser.error("--endpoint-url needs --table (an existing table with a string key)")
-    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
-        parser.error("--plot needs matplotlib, which is not installed (pip install matplotlib)")
+    if args.plot is not None:
+        if not matplotlib_available():
+            parser.error("--plot needs matplotlib, which is not installed (pip install matplotlib)")
+        # Checked now rather than after a load that may take a minute.
+        if not args.plot.parent.is_dir():
+            parser.error(f"--plot: directory {str(args.plot.parent)!r} does not exist")
+
+
+def matplotlib_available() -> bool:
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def _load_spec(args: argparse.Namespace) -> LoadSpec:
@@ -257,11 +286,16 @@ def _load_spec(args: argparse.Namespace) -> LoadSpec:
 # Running
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The console script: ``aiodax stampede [options]``; returns the exit status."""
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_arguments(parser, args)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console script: ``aiodax stampede [options]``; returns the exit status."""
+    args = _parse(argv)
     try:
         return asyncio.run(_run(args))
     except KeyboardInterrupt:
@@ -271,10 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def main_async(argv: Sequence[str] | None = None) -> int:
     """``main`` for a caller already inside an event loop (the tests)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _check_arguments(parser, args)
-    return await _run(args)
+    return await _run(_parse(argv))
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -287,7 +318,7 @@ async def _run(args: argparse.Namespace) -> int:
                     args.endpoint_url,
                     args.table,
                     create=False,
-                    seed=args.seed,
+                    seed=args.seed_items,
                     label=args.endpoint_url,
                     region=args.region,
                 )
@@ -300,9 +331,9 @@ async def _run(args: argparse.Namespace) -> int:
                     raise TargetError(str(error)) from error
                 target = Target(
                     url,
-                    args.table or EMBEDDED_TABLE,
+                    args.table or EMBEDDED_TABLE_PREFIX + uuid.uuid4().hex[:8],
                     create=True,
-                    seed=args.seed,
+                    seed=args.seed_items,
                     label=f"{backend} (embedded, {url})",
                     region=args.region,
                 )
@@ -322,7 +353,11 @@ async def _run(args: argparse.Namespace) -> int:
     else:
         print(format_report(result))
     if args.plot is not None:
-        _plot(result, args.plot)
+        try:
+            _plot(result, args.plot)
+        except OSError as error:
+            print(f"{PROG} stampede: error: cannot write the plot: {error}", file=sys.stderr)
+            return EXIT_FAILED
         print(f"{PROG} stampede: plot written to {args.plot}", file=sys.stderr)
     return EXIT_OK
 
@@ -377,6 +412,7 @@ def _plot(result: StampedeResult, path: Path) -> None:
         counts = [report[run]["backend_requests"] for run in runs]
         requests_axes.bar(runs, counts, color=["#c44e52", "#4c72b0"])
         requests_axes.set_yscale("symlog")
+        requests_axes.set_ylim(0, max(1, *counts) * 4)  # room for the labels above the bars
         requests_axes.set_title("requests that reached DynamoDB")
         for index, count in enumerate(counts):
             requests_axes.annotate(f"{count:,}", (index, count), ha="center", va="bottom")
@@ -397,10 +433,11 @@ def _plot(result: StampedeResult, path: Path) -> None:
         latency_axes.set_yscale("log")
         latency_axes.set_ylabel("ms")
         latency_axes.set_title("read latency")
-        latency_axes.legend()
+        latency_axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
         spec = result.spec
         figure.suptitle(
-            f"aiodax stampede: {spec.requests:,} {spec.op} requests, {spec.keys:,} key(s), "
+            f"aiodax stampede: {spec.requests:,} {spec.op} requests, "
+            f"{spec.keys:,} {'key' if spec.keys == 1 else 'keys'}, "
             f"concurrency {spec.concurrency:,}"
         )
         figure.tight_layout()

@@ -102,7 +102,9 @@ def client_kwargs(
 def moto_server() -> Iterator[str]:
     """Run moto's server on a free loopback port in a thread; yield its URL.
 
-    Raises :class:`ServerUnavailable` when moto's server dependencies are missing.
+    moto keeps its tables per process, not per server: every moto server this
+    process starts serves the same tables.  Raises :class:`ServerUnavailable` when
+    moto's server dependencies are missing.
     """
     try:
         from moto.moto_server.werkzeug_app import MotoRequestHandler

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Run every benchmark: benchmarks/run_all.sh [hit_latency|query_hit|stampede ...]
+#
+# Prints markdown (for docs/benchmarks.md). About 1-2 minutes on 2 cores; every
+# benchmark is bounded in iterations and seconds, and the whole run is cut at 5 min.
+# Needs the bench extra: .venv/bin/pip install -e '.[bench]'
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+python=.venv/bin/python
+if ! "$python" -c 'import async_lru, moto.server' 2>/dev/null; then
+    echo "run_all.sh: install the bench extra first: $python -m pip install -e '.[bench]'" >&2
+    exit 2
+fi
+
+exec timeout 300 "$python" -m benchmarks "$@"

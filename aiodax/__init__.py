@@ -10,13 +10,20 @@ from ._errors import (
     ConfigurationTypeError,
     WrapError,
 )
+from ._resource import CachedResource, CachedTable
+from ._sessions import client, resource
 
 __version__ = "0.1.0"
 
 __all__ = [
-    # the cache and what it wraps clients into
+    # the cache and what it wraps clients and resources into
     "Cache",
     "CachedClient",
+    "CachedResource",
+    "CachedTable",
+    # session.client("dynamodb") / session.resource("dynamodb"), cached
+    "client",
+    "resource",
     # configuration
     "INHERIT",
     "TableConfig",

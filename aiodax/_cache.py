@@ -5,15 +5,18 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, overload
 
 from ._backend import is_dynamodb_backend
 from ._client import CachedClient
 from ._config import DEFAULT_MAX_BYTES, DEFAULT_TTL, CacheConfig, Clock, TableConfig
 from ._engine import Engine
 from ._errors import WrapError
+from ._resource import CachedResource, CachedTable, is_dynamodb_resource, is_dynamodb_table
 
 if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb.service_resource import DynamoDBServiceResource
+
     from ._backend import Backend
 
 
@@ -61,16 +64,36 @@ class Cache:
     def __repr__(self) -> str:
         return f"<aiodax.Cache {self.config!r}>"
 
-    def wrap(self, client: Backend) -> CachedClient:
-        """A cached view of an aiobotocore DynamoDB client (``session.client("dynamodb")``)."""
-        if isinstance(client, CachedClient):
-            raise WrapError("this client is already cached; wrap the client it wraps")
-        if not is_dynamodb_backend(client):
+    @overload
+    def wrap(self, client: DynamoDBServiceResource) -> CachedResource: ...
+
+    @overload
+    def wrap(self, client: Backend) -> CachedClient: ...
+
+    def wrap(self, client: Any) -> CachedClient | CachedResource:
+        """A cached view of a DynamoDB client or service resource, with the same API.
+
+        An aiobotocore client (``session.client("dynamodb")``) gives a
+        ``CachedClient``; an aioboto3 service resource (``session.resource("dynamodb")``)
+        gives a ``CachedResource``, whose ``await Table(name)`` gives a
+        ``CachedTable``.  Both flavours of one ``Cache`` share its entries: a write
+        through either is seen by reads through the other.
+        """
+        if isinstance(client, CachedClient | CachedResource | CachedTable):
+            raise WrapError(f"this {type(client).__name__} is already cached; wrap what it wraps")
+        if is_dynamodb_backend(client):
+            return CachedClient(self, client)
+        if is_dynamodb_resource(client):
+            return CachedResource(self, client)
+        if is_dynamodb_table(client):
             raise WrapError(
-                "Cache.wrap expects an aiobotocore DynamoDB client "
-                f"(session.client('dynamodb')), not {type(client).__name__}"
+                "Cache.wrap expects the DynamoDB service resource, not one of its tables: "
+                "wrap session.resource('dynamodb') and await its Table(name)"
             )
-        return CachedClient(self, client)
+        raise WrapError(
+            "Cache.wrap expects an aiobotocore DynamoDB client (session.client('dynamodb')) "
+            f"or service resource (session.resource('dynamodb')), not {type(client).__name__}"
+        )
 
     def stats(self) -> dict[str, Any]:
         """Counters named like DAX's CloudWatch metrics, plus aiodax's own."""

@@ -841,6 +841,98 @@ class Engine:
         await self.schemas.aclose()
         self.store.clear()
 
+    # ------------------------------------------------------------ facade forms
+
+    def bind_table_get_item(
+        self,
+        table: str,
+        *,
+        key_of: Callable[[dict[Any, Any]], ItemKey | None],
+        derive: Callable[[WireItem], tuple[Callable[[], Any], int]],
+        meta: Any,
+        general: Callable[[dict[str, Any]], Awaitable[Any]],
+    ) -> Callable[..., Awaitable[Any]]:
+        """``get_item(**kwargs)`` of a facade holding keys and items in another form.
+
+        The resource facade's items are Python values; converting the wire image on
+        every hit would cost many times the hit itself.  So a hit serves the entry's
+        own *view* of the item: ``derive(image)`` returns a function that hands out
+        a caller's copy of the item in the facade's form, and its size in bytes.  It
+        runs on the entry's first hit here; the view lives in ``ItemEntry.python`` as
+        long as the entry does (fills and writes store new entries, so a view never
+        outlives its image), and its size is added to the entry's, which is then
+        re-admitted so that ``max_bytes`` keeps holding.
+
+        A hit needs ``kwargs`` to be ``{"Key": key}``.  A one-attribute key whose value
+        is a non-empty ``str`` names the string key with that value (that is how the
+        facade spells one); ``key_of`` canonicalizes any other key or says ``None``.
+        Every hit sets ``meta.data`` to ``None``, as a boto3 resource forgets its
+        loaded attributes after each action (``meta`` is the table's ``ResourceMeta``;
+        an attribute store here costs a third of a call).  Everything that is no hit
+        goes to ``general`` with ``kwargs``.  A closure, like ``bind_get_item``, so
+        that the commonest hit runs on local names only.
+        """
+        entries = self._entries
+        clock = self._clock
+        stats = self.stats
+        store = self.store
+        metadata = _HIT_METADATA
+
+        def store_key_of(key: dict[Any, Any]) -> tuple[Any, ...] | None:
+            canonical = key_of(key)
+            return None if canonical is None else (table, *canonical)
+
+        def first_hit(store_key: tuple[Any, ...], entry: ItemEntry) -> Callable[[], Any] | None:
+            if entry.image is None:
+                stats.negative_hits += 1
+                return None
+            view, size = derive(entry.image)
+            entry.python = view
+            if size:
+                store.discard(store_key)
+                entry.size += size
+                store.put(store_key, entry)
+            return view
+
+        async def get_item(**kwargs: Any) -> Any:
+            if len(kwargs) == 1:
+                key = kwargs.get("Key")
+                if type(key) is dict:
+                    store_key: tuple[Any, ...] | None
+                    if len(key) == 1:
+                        for name in key:
+                            value = key[name]
+                        if type(value) is str and value:
+                            store_key = (table, name, "S", value)
+                        else:
+                            store_key = store_key_of(key)
+                    else:
+                        store_key = store_key_of(key)
+                    if store_key is not None:
+                        entry = entries.get(store_key)
+                        if entry is not None and clock() < entry.expires_at:
+                            entry.referenced = True
+                            stats.item_hits += 1
+                            meta.data = None
+                            view = entry.python  # type: ignore[union-attr]
+                            if view is None:
+                                view = first_hit(store_key, entry)  # type: ignore[arg-type]
+                                if view is None:
+                                    return {"ResponseMetadata": metadata}
+                            return {"Item": view(), "ResponseMetadata": metadata}
+            return await general(kwargs)
+
+        return get_item
+
+    def forget_table(self, table: str) -> None:
+        """A table was created, deleted or updated by a call the engine did not send.
+
+        ``table_changed`` for changes made through another object (the resource's
+        ``create_table``, a table's ``delete()`` and ``update()``).
+        """
+        self.schemas.forget(table)
+        self.invalidate_table(table)
+
 
 # ---------------------------------------------------------------------------
 # Batch plans

@@ -51,9 +51,9 @@ class ItemEntry:
         self.tags = tags
         self.size = size
         self.referenced = False
-        #: the whole item in a facade's own form (the resource's Python values),
-        #: derived on its first hit there (``Engine.bind_item_view``); an entry is
-        #: never updated in place, so it cannot outlive ``image``
+        #: a function serving copies of the whole item in the resource facade's
+        #: Python values, made on its first hit there (``Engine.bind_table_get_item``);
+        #: ``None`` until then.  An entry is never updated in place: it dies with ``image``
         self.python: Any = None
 
 

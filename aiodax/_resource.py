@@ -1,0 +1,245 @@
+"""The cached resource: aioboto3's DynamoDB service resource and ``Table``, cached.
+
+Most applications use ``session.resource("dynamodb")`` and ``await
+resource.Table(name)`` with Python values and ``boto3.dynamodb.conditions``.  The
+facades here take the same calls and give the same answers, through the engine the
+client flavour uses: one ``Cache``, one set of entries, whichever flavour wrote them.
+
+A resource's client converts Python ⇄ wire in botocore event handlers on every
+call.  The engine needs wire format, so the facade converts once itself (``_python``)
+and sends the wire request through a twin of that client without the handlers: the
+same connection pool, credentials and retry state, closed with the resource.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aioboto3.dynamodb.table import BatchWriter
+
+from ._backend import Backend, is_dynamodb_backend
+from ._engine import Engine
+from ._python import Converter, key_of, python_view
+
+if TYPE_CHECKING:
+    from ._cache import Cache
+
+#: What boto3's ``DynamoDBHighLevelResource`` registers on its client to speak
+#: Python: (event, unique id).  The engine's client must not run them.
+_PYTHON_HANDLERS = (
+    ("provide-client-params.dynamodb", "dynamodb-create-params-copy"),
+    ("before-parameter-build.dynamodb", "dynamodb-condition-expression"),
+    ("before-parameter-build.dynamodb", "dynamodb-attr-value-input"),
+    ("after-call.dynamodb", "dynamodb-attr-value-output"),
+)
+
+EngineCall = Callable[[Backend, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def wire_client(client: Backend) -> Backend:
+    """A twin of a resource's client that speaks wire format.
+
+    It shares everything with ``client`` (HTTP session, signer, retry quota) except
+    its event emitter, a copy without boto3's Python transformation, so it lives
+    and dies with ``client``.  Building a second client instead would cost a
+    connection pool and settings (endpoint, credentials) a resource does not expose.
+    """
+    events = copy.copy(client.meta.events)
+    for event, unique_id in _PYTHON_HANDLERS:
+        events.unregister(event, unique_id=unique_id)
+    meta = copy.copy(client.meta)
+    meta.events = events
+    twin: Any = object.__new__(type(client))
+    twin.__dict__.update(vars(client))
+    twin.meta = meta
+    return twin  # type: ignore[no-any-return]
+
+
+def is_dynamodb_resource(candidate: object) -> bool:
+    """Whether ``candidate`` is a DynamoDB service resource (not one of its tables)."""
+    return _resource_name(candidate) == "dynamodb" and is_dynamodb_backend(
+        getattr(getattr(candidate, "meta", None), "client", None)
+    )
+
+
+def is_dynamodb_table(candidate: object) -> bool:
+    return _resource_name(candidate) == "Table"
+
+
+def _resource_name(candidate: object) -> object:
+    """The boto3 resource model's name (``"dynamodb"``, ``"Table"``) of a DynamoDB resource."""
+    meta = getattr(candidate, "meta", None)
+    if getattr(meta, "service_name", None) != "dynamodb":
+        return None
+    return getattr(getattr(meta, "resource_model", None), "name", None)
+
+
+class CachedResource:
+    """A DynamoDB service resource whose reads are cached (``Cache.wrap(resource)``).
+
+    ``await Table(name)`` gives a ``CachedTable``; ``batch_get_item`` and
+    ``batch_write_item`` are cached and written through like the client's;
+    ``create_table`` returns a ``CachedTable``.  Everything else (``tables``,
+    ``meta``, ``get_available_subresources``…) is the wrapped resource's own:
+    tables listed by ``tables`` are plain aioboto3 tables, outside the cache.
+    """
+
+    __slots__ = ("_backend", "_cache", "_convert", "_engine", "_resource")
+
+    def __init__(self, cache: Cache, resource: Any) -> None:
+        self._cache = cache
+        self._engine = cache._engine
+        self._resource = resource
+        client = resource.meta.client
+        self._backend = wire_client(client)
+        self._convert = Converter(client.meta.service_model, client.meta.method_to_api_mapping)
+
+    @property
+    def cache(self) -> Cache:
+        return self._cache
+
+    @property
+    def wrapped(self) -> Any:
+        """The resource underneath: its calls bypass the cache entirely."""
+        return self._resource
+
+    def __repr__(self) -> str:
+        return f"<aiodax.CachedResource wrapping {self._resource!r}>"
+
+    async def _call(self, operation: str, method: EngineCall, params: dict[str, Any]) -> Any:
+        """``operation`` through ``method`` of the engine, in Python values both ways."""
+        convert = self._convert
+        response = await method(self._backend, convert.request(operation, params))
+        return convert.response(operation, response)
+
+    async def Table(self, *args: Any, **kwargs: Any) -> CachedTable:
+        """``await resource.Table(name)``, as in aioboto3, cached."""
+        return CachedTable(self, await self._resource.Table(*args, **kwargs))
+
+    async def batch_get_item(self, **kwargs: Any) -> Any:
+        return await self._call("batch_get_item", self._engine.batch_get_item, kwargs)
+
+    async def batch_write_item(self, **kwargs: Any) -> Any:
+        return await self._call("batch_write_item", self._engine.batch_write_item, kwargs)
+
+    async def create_table(self, **kwargs: Any) -> CachedTable:
+        """aioboto3's ``create_table``; nothing cached of an older table by that name holds."""
+        try:
+            table = await self._resource.create_table(**kwargs)
+        finally:
+            _forget(self._engine, kwargs.get("TableName"))
+        return CachedTable(self, table)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._resource, name)
+
+
+class CachedTable:
+    """A DynamoDB ``Table`` resource whose reads are cached.
+
+    ``get_item``, ``query`` and ``scan`` are served from the cache when fresh,
+    ``put_item``, ``update_item``, ``delete_item`` and ``batch_writer()`` write
+    through, and attributes (``key_schema``, ``item_count``…), ``load()`` and
+    waiters are the wrapped table's own.  Answers are aioboto3's, in Python values;
+    every item handed out is the caller's to change.
+    """
+
+    __slots__ = ("_engine", "_meta", "_name", "_resource", "_table", "get_item")
+
+    #: ``await table.get_item(Key=...)``: a fresh cached item is served from its
+    #: Python view, converted once per entry; anything else goes the general way.
+    get_item: Callable[..., Awaitable[Any]]
+
+    def __init__(self, resource: CachedResource, table: Any) -> None:
+        self._resource = resource
+        self._engine = resource._engine
+        self._table = table
+        self._name: str = table.name
+        self._meta = table.meta
+        self.get_item = self._bind_get_item()
+
+    @property
+    def cache(self) -> Cache:
+        return self._resource.cache
+
+    @property
+    def wrapped(self) -> Any:
+        """The aioboto3 table underneath: its calls bypass the cache entirely."""
+        return self._table
+
+    def __repr__(self) -> str:
+        return f"<aiodax.CachedTable wrapping {self._table!r}>"
+
+    def _bind_get_item(self) -> Callable[..., Awaitable[Any]]:
+        """The engine's hit path for this table, serving Python views of its items."""
+        return self._engine.bind_table_get_item(
+            self._name, key_of=key_of, derive=python_view, meta=self._meta, general=self._get_item
+        )
+
+    async def _call(self, operation: str, method: EngineCall, kwargs: dict[str, Any]) -> Any:
+        # As aioboto3's actions: the table's name first, the caller's arguments over
+        # it, and the loaded attributes forgotten after a successful call.
+        response = await self._resource._call(
+            operation, method, {"TableName": self._name, **kwargs}
+        )
+        self._meta.data = None
+        return response
+
+    async def _get_item(self, kwargs: dict[str, Any]) -> Any:
+        return await self._call("get_item", self._engine.get_item, kwargs)
+
+    async def put_item(self, **kwargs: Any) -> Any:
+        return await self._call("put_item", self._engine.put_item, kwargs)
+
+    async def update_item(self, **kwargs: Any) -> Any:
+        return await self._call("update_item", self._engine.update_item, kwargs)
+
+    async def delete_item(self, **kwargs: Any) -> Any:
+        return await self._call("delete_item", self._engine.delete_item, kwargs)
+
+    async def query(self, **kwargs: Any) -> Any:
+        return await self._call("query", self._engine.query, kwargs)
+
+    async def scan(self, **kwargs: Any) -> Any:
+        return await self._call("scan", self._engine.scan, kwargs)
+
+    def batch_writer(
+        self,
+        overwrite_by_pkeys: list[str] | None = None,
+        flush_amount: int = 25,
+        on_exit_loop_sleep: int = 0,
+    ) -> BatchWriter:
+        """aioboto3's own ``BatchWriter`` (same buffering, flushes and retries of
+        unprocessed items), sending its batches through the cached resource."""
+        return BatchWriter(
+            self._name,
+            self._resource,  # type: ignore[arg-type]  # it only calls batch_write_item
+            flush_amount=flush_amount,
+            overwrite_by_pkeys=overwrite_by_pkeys,
+            on_exit_loop_sleep=on_exit_loop_sleep,
+        )
+
+    async def delete(self, **kwargs: Any) -> Any:
+        """aioboto3's ``delete()``; the table's cached items and pages go with it."""
+        try:
+            return await self._table.delete(**kwargs)
+        finally:
+            _forget(self._engine, self._name)
+
+    async def update(self, **kwargs: Any) -> CachedTable:
+        """aioboto3's ``update()`` (UpdateTable), whose new ``Table`` is cached too."""
+        try:
+            table = await self._table.update(**kwargs)
+        finally:
+            _forget(self._engine, self._name)
+        return CachedTable(self._resource, table)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+
+def _forget(engine: Engine, table: object) -> None:
+    if isinstance(table, str):
+        engine.forget_table(table)

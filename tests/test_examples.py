@@ -1,0 +1,32 @@
+"""Every example in ``examples/`` runs as a user would run it, and says something."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.py"))
+#: What an example must print, beyond something: the point it makes.
+EXPECTED = {"resource_quickstart.py": "item cache hits/misses: 3 0"}
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[path.name for path in EXAMPLES])
+def test_example_runs(example: Path) -> None:
+    # Dummy credentials: an example must never reach for a real AWS identity.
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    done = subprocess.run(
+        [sys.executable, str(example)],
+        cwd=example.parent.parent,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip(), "the example printed nothing"
+    assert EXPECTED.get(example.name, "") in done.stdout

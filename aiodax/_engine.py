@@ -1071,7 +1071,8 @@ def _thaw_page(page: Mapping[str, Any]) -> dict[str, Any]:
     response: dict[str, Any] = {}
     items = page.get("Items")
     if items is not None:
-        response["Items"] = [thaw(image) for image in items]
+        # A page holds no missing items: each image is a dict, copied shallowly.
+        response["Items"] = [image.copy() for image in items]
     for name in ("Count", "ScannedCount"):
         if name in page:
             response[name] = page[name]

@@ -11,7 +11,10 @@ import pytest
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.py"))
 #: What an example must print, beyond something: the point it makes.
-EXPECTED = {"resource_quickstart.py": "item cache hits/misses: 3 0"}
+EXPECTED = {
+    "resource_quickstart.py": "item cache hits/misses: 3 0",
+    "fastapi_app.py": "item cache hits/misses: 3 ",
+}
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[path.name for path in EXAMPLES])

@@ -40,6 +40,7 @@ __all__ = [
     "dynamodb_local",
     "dynamodb_local_dir",
     "moto_server",
+    "string_key_table",
 ]
 
 #: Where DynamoDB Local's ``DynamoDBLocal.jar`` and ``DynamoDBLocal_lib/`` are, if set.
@@ -96,6 +97,17 @@ def client_kwargs(
             proxies={"http": "", "https": ""},
         ),
     )
+
+
+def string_key_table(table: str, hash_key: str = "pk", range_key: str | None = None) -> Any:
+    """``CreateTable`` arguments for an on-demand table keyed by string attributes."""
+    keys = [(hash_key, "HASH")] + ([(range_key, "RANGE")] if range_key else [])
+    return {
+        "TableName": table,
+        "KeySchema": [{"AttributeName": name, "KeyType": role} for name, role in keys],
+        "AttributeDefinitions": [{"AttributeName": name, "AttributeType": "S"} for name, _ in keys],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
 
 
 @contextlib.contextmanager

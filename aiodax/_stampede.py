@@ -28,7 +28,7 @@ import aioboto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ._cache import Cache
-from ._embedded import ClientKwargs, client_kwargs
+from ._embedded import ClientKwargs, client_kwargs, string_key_table
 from .testing import InstrumentedClient
 
 if TYPE_CHECKING:
@@ -270,12 +270,7 @@ async def prepare_table(client: DynamoDBClient, target: Target, spec: LoadSpec) 
     """Create (if asked) and seed the target table; return its partition key's name."""
     try:
         if target.create:
-            await client.create_table(
-                TableName=target.table,
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            await client.create_table(**string_key_table(target.table))
         hash_key = await _wait_for_table(client, target)
         if target.seed:
             await _seed(client, target.table, hash_key, spec.keys)

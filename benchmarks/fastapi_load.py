@@ -25,7 +25,7 @@ from pathlib import Path
 import aioboto3
 import aiohttp
 
-from aiodax._embedded import HOST, client_kwargs, moto_server
+from aiodax._embedded import HOST, client_kwargs, moto_server, string_key_table
 
 from ._common import environment, markdown_table
 
@@ -90,18 +90,7 @@ async def run() -> str:
 @contextlib.asynccontextmanager
 async def _table(url: str) -> AsyncIterator[None]:
     async with aioboto3.Session().client("dynamodb", **client_kwargs(url)) as client:
-        await client.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        await client.create_table(**string_key_table(TABLE, "pk", "sk"))
         try:
             await client.put_item(
                 TableName=TABLE,

@@ -32,7 +32,7 @@ import aioboto3
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 import aiodax
-from aiodax._embedded import client_kwargs, moto_server
+from aiodax._embedded import client_kwargs, moto_server, string_key_table
 from aiodax.testing import InstrumentedClient
 
 TABLE = "aiodax-soak"
@@ -172,18 +172,7 @@ async def soak(seconds: float, workers: int, check_every: float, seed: int) -> i
     with moto_server() as url:
         kwargs = client_kwargs(url, max_attempts=1, max_pool_connections=workers)
         async with aioboto3.Session().client("dynamodb", **kwargs) as client:
-            await client.create_table(
-                TableName=TABLE,
-                KeySchema=[
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
-                ],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            await client.create_table(**string_key_table(TABLE, "pk", "sk"))
             try:
                 raw = InstrumentedClient(client)
                 async with aiodax.Cache(item_ttl=None, query_ttl=None) as cache:

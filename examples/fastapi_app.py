@@ -39,7 +39,7 @@ from boto3.dynamodb.conditions import Key  # type: ignore[import-untyped]
 from fastapi import FastAPI, HTTPException, Request
 
 import aiodax
-from aiodax._embedded import client_kwargs
+from aiodax._embedded import client_kwargs, string_key_table
 
 ENDPOINT_URL_ENV = "AIODAX_ENDPOINT_URL"
 TABLE_ENV = "AIODAX_TABLE"
@@ -152,18 +152,7 @@ def _json(value: Any) -> Any:
 async def create_table(endpoint_url: str, table: str = DEFAULT_TABLE) -> None:
     """The app's table (``pk``, ``sk``: strings), on a local server."""
     async with aioboto3.Session().client("dynamodb", **client_kwargs(endpoint_url)) as client:
-        await client.create_table(
-            TableName=table,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        await client.create_table(**string_key_table(table, "pk", "sk"))
         await client.get_waiter("table_exists").wait(
             TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
         )

@@ -36,7 +36,6 @@ from ._wire import (
     projection_of,
     thaw,
     top_level_names,
-    wire_key,
 )
 
 #: (table, canonical key): one item, for the write bookkeeping.
@@ -379,7 +378,10 @@ class Engine:
 
     async def batch_get_item(self, backend: Backend, request: dict[str, Any]) -> dict[str, Any]:
         plan = _plan_batch_get(request)
-        if plan is None:
+        if plan is not None:
+            for table in plan.tables:  # one DescribeTable per table, ever
+                await self.schemas.get(table, backend)
+        if plan is None or not self._keys_match_known_schemas(plan.key_names):
             return await self._pass_through(backend, "batch_get_item", request)  # type: ignore[no-any-return]
         self._check_open()
         wants_capacity = request.get("ReturnConsumedCapacity") in _CAPACITY_MODES
@@ -425,7 +427,7 @@ class Engine:
                         {k: v for k, v in plan.tables[table].items() if k != "Keys"}
                     )
                     entry["Keys"] = []
-                entry["Keys"].append(wire_key(flight_key[1]))
+                entry["Keys"].append(copy.deepcopy(plan.wanted[flight_key]))
             elif result[0] is not None:
                 responses[table].append(thaw(result[0]))  # type: ignore[arg-type]
         response: dict[str, Any] = {
@@ -441,6 +443,18 @@ class Engine:
                 for table in plan.tables
             ]
         return response
+
+    def _keys_match_known_schemas(self, key_names: Mapping[str, tuple[str, ...]]) -> bool:
+        """No table whose schema is known is asked for keys of other attributes.
+
+        DynamoDB refuses such keys; a laxer server may answer with the item of
+        another key, which must not be cached under a key no write will name.
+        """
+        for table, names in key_names.items():
+            schema = self.schemas.known(table)
+            if schema is not None and names != tuple(sorted(schema.key.names)):
+                return False
+        return True
 
     async def _load_batch(
         self,
@@ -609,10 +623,9 @@ class Engine:
 
     async def update_item(self, backend: Backend, request: dict[str, Any]) -> dict[str, Any]:
         table = request.get("TableName")
-        key = canonical_key(request.get("Key"))
-        if type(table) is not str or key is None:
+        if type(table) is not str:
             return await self._pass_through(backend, "update_item", request)  # type: ignore[no-any-return]
-        await self.schemas.get(table, backend)  # for the partition it invalidates
+        key = _write_key(await self.schemas.get(table, backend), request.get("Key"))
         asked = request.get("ReturnValues", "NONE")
         send = request
         if asked == "NONE":
@@ -622,7 +635,7 @@ class Engine:
         response = await self._send_write(backend, "update_item", send, write)
         if asked in ("NONE", "ALL_NEW"):
             image = freeze(response.get("Attributes"))
-            self._finish_write(write, {(table, key): image})
+            self._finish_write(write, {} if key is None else {(table, key): image})
             if asked == "NONE":
                 response.pop("Attributes", None)
         else:
@@ -631,13 +644,12 @@ class Engine:
 
     async def delete_item(self, backend: Backend, request: dict[str, Any]) -> dict[str, Any]:
         table = request.get("TableName")
-        key = canonical_key(request.get("Key"))
-        if type(table) is not str or key is None:
+        if type(table) is not str:
             return await self._pass_through(backend, "delete_item", request)  # type: ignore[no-any-return]
-        await self.schemas.get(table, backend)
+        key = _write_key(await self.schemas.get(table, backend), request.get("Key"))
         write = self._begin_write(table, key)
         response = await self._send_write(backend, "delete_item", request, write)
-        self._finish_write(write, {(table, key): None})
+        self._finish_write(write, {} if key is None else {(table, key): None})
         return response  # type: ignore[no-any-return]
 
     async def batch_write_item(self, backend: Backend, request: dict[str, Any]) -> dict[str, Any]:
@@ -694,7 +706,7 @@ class Engine:
             else:
                 # An Update's new image is not returned by a transaction: invalidate.
                 outcome = None if kind == "Delete" else _INVALIDATE
-                planned.append((table, canonical_key(spec.get("Key")), outcome))
+                planned.append((table, _write_key(schema, spec.get("Key")), outcome))
         write = self._begin_writes(planned)
         response = await self._send_write(backend, "transact_write_items", request, write)
         self._finish_write(
@@ -945,7 +957,8 @@ class _BatchPlan:
 
     def __init__(self) -> None:
         self.keys: list[ItemFlightKey] = []
-        self.wanted: set[ItemFlightKey] = set()
+        #: each wanted key as the caller wrote it: sent back to DynamoDB unchanged
+        self.wanted: dict[ItemFlightKey, Any] = {}
         self.tables: dict[str, dict[str, Any]] = {}
         self.projections: dict[str, Projection | None] = {}
         self.key_names: dict[str, tuple[str, ...]] = {}
@@ -954,7 +967,8 @@ class _BatchPlan:
 
     def request_items(self, keys: Iterable[ItemFlightKey]) -> dict[str, Any]:
         items: dict[str, Any] = {}
-        for table, key, _ in keys:
+        for flight_key in keys:
+            table = flight_key[0]
             spec = items.get(table)
             if spec is None:
                 spec = items[table] = {
@@ -978,7 +992,7 @@ class _BatchPlan:
                             [spec["ProjectionExpression"], *placeholders]
                         )
                         spec["ExpressionAttributeNames"] = names
-            spec["Keys"].append(wire_key(key))
+            spec["Keys"].append(self.wanted[flight_key])
         return items
 
     def identify(self, table: str, item: WireItem) -> tuple[ItemFlightKey, WireItem]:
@@ -1027,14 +1041,27 @@ def _plan_batch_get(request: Mapping[str, Any]) -> _BatchPlan | None:
         plan.projections[table] = projection
         plan.key_names[table] = key_names
         plan.added_names[table] = added
-        for key in canonical:
+        for key, original in zip(canonical, keys, strict=True):
             flight_key: ItemFlightKey = (table, key, projection)  # type: ignore[assignment]
             plan.keys.append(flight_key)
-            plan.wanted.add(flight_key)
+            plan.wanted[flight_key] = original
             total += 1
     if total > _BATCH_GET_LIMIT:
         return None
     return plan
+
+
+def _write_key(schema: TableSchema | None, raw_key: Any) -> ItemKey | None:
+    """The canonical key a write names, or ``None`` when aiodax cannot tell which item.
+
+    A key that is malformed, or whose attributes are not the table's key schema
+    (DynamoDB refuses it; a laxer server may apply it to some item), makes the
+    write *unkeyed*: if it succeeds, the whole table's entries are dropped.
+    """
+    key = canonical_key(raw_key)
+    if key is None or schema is None or key[0::3] != tuple(sorted(schema.key.names)):
+        return None
+    return key
 
 
 def _plan_batch_write(
@@ -1048,7 +1075,7 @@ def _plan_batch_write(
             return table, key, freeze(item, written=True)
         delete = write_request.get("DeleteRequest")
         if isinstance(delete, dict):
-            return table, canonical_key(delete.get("Key")), None
+            return table, _write_key(schema, delete.get("Key")), None
     return table, None, _INVALIDATE
 
 

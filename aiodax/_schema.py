@@ -1,8 +1,10 @@
 """Key schemas, asked of DynamoDB once per table, and the partition a Query reads.
 
 Writes need a table's key schema to find an item's key (a ``PutItem`` carries a
-whole item) and its partition (to invalidate cached Query pages).  Reads never do:
-a read's key is the request's ``Key``, whatever the schema.
+whole item) and its partition (to invalidate cached Query pages), and to tell a key
+of other attributes (which DynamoDB refuses) from the item's.  BatchGetItem needs
+it for the last reason; GetItem never does: a key of other attributes is never
+stored, since no fill or write stores under it.
 """
 
 from __future__ import annotations

@@ -126,18 +126,6 @@ def binary_value(raw: object) -> bytes | None:
     return None
 
 
-def wire_key(key: ItemKey) -> WireItem:
-    """A wire-format ``Key`` for a canonical key (used to ask DynamoDB for it)."""
-    return {
-        key[index]: {key[index + 1]: _wire_scalar(key[index + 1], key[index + 2])}
-        for index in range(0, len(key), 3)
-    }
-
-
-def _wire_scalar(wire_type: str, value: Any) -> Any:
-    return format(value, "f") if wire_type == "N" and isinstance(value, Decimal) else value
-
-
 # ---------------------------------------------------------------------------
 # Images: what the store keeps of an item, and the copies a hit hands out.
 

@@ -321,9 +321,7 @@ async def test_overlapping_writes_to_one_key_leave_dynamodb_final_value(
     await first
 
     await assert_cache_agrees(cached, raw_client, table, "a")
-    assert (await cached.get_item(TableName=table, Key=key("a")))["Item"]["v"] == {
-        "S": "second"
-    }
+    assert (await cached.get_item(TableName=table, Key=key("a")))["Item"]["v"] == {"S": "second"}
 
 
 async def test_composite_keys_are_written_through(

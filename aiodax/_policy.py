@@ -15,15 +15,12 @@ def expiry(now: float, ttl: float) -> float | None:
     """When an entry stored at ``now`` stops being fresh; ``None`` = do not store it.
 
     DAX counts a TTL from the moment the entry is written into the cache and reads
-    never extend it; so does aiodax.
+    never extend it; so does aiodax.  An entry is fresh while ``now < expires_at``
+    (the engine's hit paths test that inline, on their own clock reading).
     """
     if ttl <= 0:
         return None
     return now + ttl if ttl != math.inf else math.inf
-
-
-def is_fresh(expires_at: float, now: float) -> bool:
-    return now < expires_at
 
 
 @dataclass(frozen=True, slots=True)

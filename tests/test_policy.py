@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from aiodax._policy import RetryPolicy, expiry, is_fresh
+from aiodax._policy import RetryPolicy, expiry
 
 
 @pytest.mark.parametrize("ttl", [0, 0.0, -1])
@@ -16,25 +16,11 @@ def test_zero_or_negative_ttl_is_not_stored(ttl: float) -> None:
 
 def test_infinite_ttl_never_expires() -> None:
     assert expiry(100.0, math.inf) == math.inf
-    assert is_fresh(math.inf, 1e300)
 
 
 @pytest.mark.parametrize(("now", "ttl"), [(100.0, 5.0), (0.0, 0.25), (1e6, 300)])
 def test_finite_ttl_expires_ttl_seconds_after_now(now: float, ttl: float) -> None:
     assert expiry(now, ttl) == now + ttl
-
-
-def test_entry_is_fresh_strictly_before_its_expiry() -> None:
-    expires_at = expiry(100.0, 5.0)
-    assert expires_at is not None
-    assert is_fresh(expires_at, 100.0)
-    assert is_fresh(expires_at, 104.999)
-    assert not is_fresh(expires_at, 105.0)
-    assert not is_fresh(expires_at, 200.0)
-
-
-def test_negative_infinity_is_never_fresh() -> None:
-    assert not is_fresh(-math.inf, 0.0)
 
 
 @pytest.mark.parametrize("attempts", [0, 1, 5, 12])

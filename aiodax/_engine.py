@@ -46,6 +46,13 @@ ItemFlightKey = tuple[str, ItemKey, Projection | None]
 _UNPROCESSED: Final = object()
 #: A write's outcome for a key whose new image is unknown: drop what is cached.
 _INVALIDATE: Final = object()
+#: A keyword argument the caller did not pass (``None`` may be one it did).
+_ABSENT: Final = object()
+
+#: A facade's form of responses or items: ``view(wire)`` takes a wire response
+#: or item image and returns a function handing out copies of it in the facade's
+#: form (each the caller's own), and the bytes that function holds.
+View = Callable[[Any], tuple[Callable[[], Any], int]]
 
 _GET_ITEM_PARAMS: Final = frozenset(
     {
@@ -245,7 +252,9 @@ class Engine:
 
         A closure, so that the commonest call (``TableName`` and a one-attribute
         string ``Key``) reaches its entry through local names only; everything
-        else goes to ``get_item``.
+        else goes to ``get_item``.  ``TableName`` and ``Key`` are keyword-only
+        parameters rather than entries of ``**request`` because Python binds them
+        to locals without building a dict, which is a sixth of a hit.
         """
         entries = self._entries
         clock = self._clock
@@ -253,25 +262,28 @@ class Engine:
         metadata = _HIT_METADATA
         general = self.get_item
 
-        async def get_item(**request: Any) -> dict[str, Any]:
-            if len(request) == 2:
-                key = request.get("Key")
-                table = request.get("TableName")
-                if type(key) is dict and len(key) == 1 and type(table) is str:
-                    for name in key:
-                        value = key[name]
-                    if type(value) is dict and len(value) == 1 and "S" in value:
-                        raw = value["S"]
-                        if type(raw) is str and raw:
-                            entry = entries.get((table, name, "S", raw))
-                            if entry is not None and clock() < entry.expires_at:
-                                entry.referenced = True
-                                image = entry.image  # type: ignore[union-attr]
-                                stats.item_hits += 1
-                                if image is not None:
-                                    return {"Item": image.copy(), "ResponseMetadata": metadata}
-                                stats.negative_hits += 1
-                                return {"ResponseMetadata": metadata}
+        async def get_item(
+            *, TableName: Any = _ABSENT, Key: Any = _ABSENT, **request: Any
+        ) -> dict[str, Any]:
+            if not request and type(Key) is dict and len(Key) == 1 and type(TableName) is str:
+                for name in Key:
+                    value = Key[name]
+                if type(value) is dict and len(value) == 1 and "S" in value:
+                    raw = value["S"]
+                    if type(raw) is str and raw:
+                        entry = entries.get((TableName, name, "S", raw))
+                        if entry is not None and clock() < entry.expires_at:
+                            entry.referenced = True
+                            image = entry.image  # type: ignore[union-attr]
+                            stats.item_hits += 1
+                            if image is not None:
+                                return {"Item": image.copy(), "ResponseMetadata": metadata}
+                            stats.negative_hits += 1
+                            return {"ResponseMetadata": metadata}
+            if Key is not _ABSENT:
+                request = {"Key": Key, **request}
+            if TableName is not _ABSENT:
+                request = {"TableName": TableName, **request}
             return await general(backend, request)
 
         return get_item
@@ -499,11 +511,17 @@ class Engine:
 
     # ------------------------------------------------------------ query and scan
 
-    async def query(self, backend: Backend, request: dict[str, Any]) -> dict[str, Any]:
-        return await self._page(backend, "query", request, _QUERY_PARAMS)
+    async def query(
+        self, backend: Backend, request: dict[str, Any], view: View | None = None
+    ) -> dict[str, Any]:
+        """``Query``, its page cached.  The answer is in wire form, or with ``view``
+        in that view's form (see ``_page``)."""
+        return await self._page(backend, "query", request, _QUERY_PARAMS, view)
 
-    async def scan(self, backend: Backend, request: dict[str, Any]) -> dict[str, Any]:
-        return await self._page(backend, "scan", request, _SCAN_PARAMS)
+    async def scan(
+        self, backend: Backend, request: dict[str, Any], view: View | None = None
+    ) -> dict[str, Any]:
+        return await self._page(backend, "scan", request, _SCAN_PARAMS, view)
 
     async def _page(
         self,
@@ -511,7 +529,16 @@ class Engine:
         operation: str,
         request: dict[str, Any],
         allowed: frozenset[str],
+        view: View | None,
     ) -> dict[str, Any]:
+        """One Query or Scan page, from the cache when fresh.
+
+        ``view`` serves a facade whose responses are in another form (the
+        resource's Python values): ``view(response)`` takes a wire response (the
+        callee's to change) and returns a function handing out copies of it in
+        that form, and their size.  A cached page keeps its view beside it
+        (``PageEntry.python``), so a hit converts nothing.
+        """
         table = request.get("TableName")
         if (
             type(table) is not str
@@ -520,7 +547,7 @@ class Engine:
             or not allowed.issuperset(request)
             or self.ttls(table).query <= 0
         ):
-            return await self._pass_through(backend, operation, request)  # type: ignore[no-any-return]
+            return _in_view(await self._pass_through(backend, operation, request), view)
         self._check_open()
         is_query = operation == "query"
         try:
@@ -532,7 +559,7 @@ class Engine:
             )
             hash(page_key)
         except TypeError:  # a value botocore will refuse: let it say so
-            return await self._pass_through(backend, operation, request)  # type: ignore[no-any-return]
+            return _in_view(await self._pass_through(backend, operation, request), view)
         stats = self.stats
         entry = self.store.get(page_key)
         if isinstance(entry, PageEntry) and self._clock() < entry.expires_at:
@@ -540,7 +567,10 @@ class Engine:
                 stats.query_hits += 1
             else:
                 stats.scan_hits += 1
-            response = _thaw_page(entry.page)
+            if view is None:
+                response = _thaw_page(entry.page)
+            else:
+                response = (entry.python or self._page_view(page_key, entry.page, view))()
             response["ResponseMetadata"] = _HIT_METADATA
             if request.get("ReturnConsumedCapacity") in _CAPACITY_MODES:
                 response["ConsumedCapacity"] = _zero_capacity(table)
@@ -561,9 +591,21 @@ class Engine:
         if not leader:
             stats.coalesced += 1
         page, answer = (await self._wait(self._page_flights, (flight,)))[page_key]
-        response = _thaw_page(page)
+        response = _thaw_page(page) if view is None else self._page_view(page_key, page, view)()
         _add_answer_metadata(response, answer, request, table, leader)
         return response
+
+    def _page_view(self, page_key: Hashable, page: dict[str, Any], view: View) -> Callable[[], Any]:
+        """``page`` in ``view``'s form, kept with the page while the store holds it."""
+        entry = self.store.peek(page_key)
+        kept = isinstance(entry, PageEntry) and entry.page is page
+        if kept and entry.python is not None:  # type: ignore[union-attr]
+            return entry.python  # type: ignore[union-attr,no-any-return]
+        copies, size = view(_thaw_page(page))
+        if kept:
+            entry.python = copies  # type: ignore[union-attr]
+            self.store.grow(page_key, entry, size)  # type: ignore[arg-type]
+        return copies
 
     def _start_page_flight(
         self,
@@ -860,7 +902,7 @@ class Engine:
         table: str,
         *,
         key_of: Callable[[dict[Any, Any]], ItemKey | None],
-        derive: Callable[[WireItem], tuple[Callable[[], Any], int]],
+        view: View,
         meta: Any,
         general: Callable[[dict[str, Any]], Awaitable[Any]],
     ) -> Callable[..., Awaitable[Any]]:
@@ -868,7 +910,7 @@ class Engine:
 
         The resource facade's items are Python values; converting the wire image on
         every hit would cost many times the hit itself.  So a hit serves the entry's
-        own *view* of the item: ``derive(image)`` returns a function that hands out
+        own *view* of the item: ``view(image)`` returns a function that hands out
         a caller's copy of the item in the facade's form, and its size in bytes.  It
         runs on the entry's first hit here; the view lives in ``ItemEntry.python`` as
         long as the entry does (fills and writes store new entries, so a view never
@@ -898,40 +940,37 @@ class Engine:
             if entry.image is None:
                 stats.negative_hits += 1
                 return None
-            view, size = derive(entry.image)
-            entry.python = view
-            if size:
-                store.discard(store_key)
-                entry.size += size
-                store.put(store_key, entry)
-            return view
+            copies, size = view(entry.image)
+            entry.python = copies
+            store.grow(store_key, entry, size)
+            return copies
 
-        async def get_item(**kwargs: Any) -> Any:
-            if len(kwargs) == 1:
-                key = kwargs.get("Key")
-                if type(key) is dict:
-                    store_key: tuple[Any, ...] | None
-                    if len(key) == 1:
-                        for name in key:
-                            value = key[name]
-                        if type(value) is str and value:
-                            store_key = (table, name, "S", value)
-                        else:
-                            store_key = store_key_of(key)
+        async def get_item(*, Key: Any = _ABSENT, **kwargs: Any) -> Any:
+            if not kwargs and type(Key) is dict:
+                store_key: tuple[Any, ...] | None
+                if len(Key) == 1:
+                    for name in Key:
+                        value = Key[name]
+                    if type(value) is str and value:
+                        store_key = (table, name, "S", value)
                     else:
-                        store_key = store_key_of(key)
-                    if store_key is not None:
-                        entry = entries.get(store_key)
-                        if entry is not None and clock() < entry.expires_at:
-                            entry.referenced = True
-                            stats.item_hits += 1
-                            meta.data = None
-                            view = entry.python  # type: ignore[union-attr]
-                            if view is None:
-                                view = first_hit(store_key, entry)  # type: ignore[arg-type]
-                                if view is None:
-                                    return {"ResponseMetadata": metadata}
-                            return {"Item": view(), "ResponseMetadata": metadata}
+                        store_key = store_key_of(Key)
+                else:
+                    store_key = store_key_of(Key)
+                if store_key is not None:
+                    entry = entries.get(store_key)
+                    if entry is not None and clock() < entry.expires_at:
+                        entry.referenced = True
+                        stats.item_hits += 1
+                        meta.data = None
+                        copies = entry.python
+                        if copies is None:
+                            copies = first_hit(store_key, entry)  # type: ignore[arg-type]
+                            if copies is None:
+                                return {"ResponseMetadata": metadata}
+                        return {"Item": copies(), "ResponseMetadata": metadata}
+            if Key is not _ABSENT:
+                kwargs = {"Key": Key, **kwargs}
             return await general(kwargs)
 
         return get_item
@@ -1092,6 +1131,11 @@ def _freeze_page(answer: Mapping[str, Any]) -> dict[str, Any]:
     if "LastEvaluatedKey" in answer:
         page["LastEvaluatedKey"] = freeze(answer["LastEvaluatedKey"])
     return page
+
+
+def _in_view(response: dict[str, Any], view: View | None) -> dict[str, Any]:
+    """An uncached ``response`` in ``view``'s form (made once: nothing keeps it)."""
+    return response if view is None else view(response)[0]()
 
 
 def _thaw_page(page: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,11 +16,10 @@ are new.  Strings, ``Decimal``, ``Binary``, booleans and ``None`` are immutable
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Callable, Hashable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final
 
 # boto3 ships no type information; its DynamoDB helpers are used as documented.
 from boto3.dynamodb.transform import (  # type: ignore[import-untyped]
@@ -43,42 +42,59 @@ _getsizeof = sys.getsizeof
 _CONTAINERS: Final = (dict, list, set)
 
 
-#: Where a container holds containers: ``((key or index, inner plan), ...)``, the
-#: inner plan ``None`` for a container of scalars only (copied by its ``copy()``).
-CopyPlan: TypeAlias = "tuple[tuple[str | int, CopyPlan | None], ...]"
-
-
 def python_view(image: WireItem) -> tuple[Callable[[], dict[str, Any]], int]:
     """A function handing out copies of a cached item in Python values, and its size.
 
     The item is deserialized once, with boto3's ``TypeDeserializer`` as the
     resource's client deserializes responses, so a hit serves what a miss served.
-    Each call returns the caller's own item: new containers (maps, lists, sets) all
-    the way down, shared immutable scalars.  Where the containers are is planned
-    once too, so that a copy never looks at a scalar: an item without containers is
-    served by the C-level ``dict.copy`` of the private item alone.
     """
-    item = {name: _deserialize(value) for name, value in image.items()}
-    plan = _plan(item)
-    size = _size(item)
-    if plan is None:
-        return item.copy, size
-    return functools.partial(_copy, item, plan), size + _size(plan)
+    return copies_of({name: _deserialize(value) for name, value in image.items()})
 
 
-def _plan(value: Any) -> CopyPlan | None:
-    kind = type(value)
-    members = value.items() if kind is dict else enumerate(value) if kind is list else ()
-    plan = tuple((where, _plan(member)) for where, member in members if type(member) in _CONTAINERS)
-    return plan or None
+def copies_of(value: dict[str, Any]) -> tuple[Callable[[], dict[str, Any]], int]:
+    """A function handing out copies of ``value`` (kept as it is), and its size.
+
+    Each call returns the caller's own copy: new containers (maps, lists, sets) all
+    the way down, shared immutable scalars.  Where the containers are is worked
+    out once, into a tree of copying functions, so that a copy never looks at a
+    scalar: a value without containers is served by the C-level ``dict.copy`` alone.
+    """
+    copies, size = _copier(value)
+    return copies, _size(value) + size
 
 
-def _copy(value: Any, plan: CopyPlan) -> Any:
-    copy = value.copy()
-    for where, inner in plan:
-        member = copy[where]
-        copy[where] = member.copy() if inner is None else _copy(member, inner)
-    return copy
+def _copier(container: Any) -> tuple[Callable[[], Any], int]:
+    """A function copying ``container`` and every container in it, and its size."""
+    kind = type(container)
+    members = container.items() if kind is dict else enumerate(container) if kind is list else ()
+    inner = [(where, *_copier(member)) for where, member in members if type(member) in _CONTAINERS]
+    if not inner:
+        return container.copy, _getsizeof(container.copy)
+    size = sum(member_size for _, _, member_size in inner)
+    if kind is list and len(inner) == len(container):
+        # A list of containers only (a page's items): rebuilt, not patched.
+        copiers = tuple(copies for _, copies, _ in inner)
+
+        def copy_list() -> list[Any]:
+            return [copies() for copies in copiers]
+
+        return copy_list, size + _function_size(copy_list) + _getsizeof(copiers)
+    replaced = tuple((where, copies) for where, copies, _ in inner)
+
+    def copy_container() -> Any:
+        copy = container.copy()
+        for where, copies in replaced:
+            copy[where] = copies()
+        return copy
+
+    return copy_container, size + _function_size(copy_container) + _getsizeof(replaced) + sum(
+        _getsizeof(pair) for pair in replaced
+    )
+
+
+def _function_size(function: Callable[..., Any]) -> int:
+    cells = getattr(function, "__closure__", None) or ()
+    return _getsizeof(function) + sum(_getsizeof(cell) for cell in cells)
 
 
 def _size(value: Any) -> int:
@@ -184,3 +200,11 @@ class Converter:
         """A wire response of ``operation`` in Python values, converted in place."""
         self._injector.inject_attribute_value_output(response, self._model(operation))
         return response
+
+    def response_view(self, operation: str) -> Callable[[dict[str, Any]], Any]:
+        """The engine's ``View`` of ``operation``'s responses in Python values.
+
+        A cached Query or Scan page is converted once, on its fill or first hit,
+        and each later hit is served a copy of that conversion (``copies_of``).
+        """
+        return lambda wire: copies_of(self.response(operation, wire))

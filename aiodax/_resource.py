@@ -35,7 +35,9 @@ _PYTHON_HANDLERS = (
     ("after-call.dynamodb", "dynamodb-attr-value-output"),
 )
 
-EngineCall = Callable[[Backend, dict[str, Any]], Awaitable[dict[str, Any]]]
+#: An engine method: ``(backend, wire request)``, or with ``viewed`` calls
+#: ``(backend, wire request, view)``, answering in the view's form.
+EngineCall = Callable[..., Awaitable[dict[str, Any]]]
 
 
 def wire_client(client: Backend) -> Backend:
@@ -86,7 +88,7 @@ class CachedResource:
     tables listed by ``tables`` are plain aioboto3 tables, outside the cache.
     """
 
-    __slots__ = ("_backend", "_cache", "_convert", "_engine", "_resource")
+    __slots__ = ("_backend", "_cache", "_convert", "_engine", "_resource", "_views")
 
     def __init__(self, cache: Cache, resource: Any) -> None:
         self._cache = cache
@@ -95,6 +97,10 @@ class CachedResource:
         client = resource.meta.client
         self._backend = wire_client(client)
         self._convert = Converter(client.meta.service_model, client.meta.method_to_api_mapping)
+        #: how the engine serves these operations' cached answers in Python values
+        self._views = {
+            operation: self._convert.response_view(operation) for operation in ("query", "scan")
+        }
 
     @property
     def cache(self) -> Cache:
@@ -108,11 +114,19 @@ class CachedResource:
     def __repr__(self) -> str:
         return f"<aiodax.CachedResource wrapping {self._resource!r}>"
 
-    async def _call(self, operation: str, method: EngineCall, params: dict[str, Any]) -> Any:
-        """``operation`` through ``method`` of the engine, in Python values both ways."""
+    async def _call(
+        self, operation: str, method: EngineCall, params: dict[str, Any], *, viewed: bool = False
+    ) -> Any:
+        """``operation`` through ``method`` of the engine, in Python values both ways.
+
+        ``viewed``: the engine answers in Python values itself, from a conversion
+        it keeps with the cached answer, so a hit deserializes nothing.
+        """
         convert = self._convert
-        response = await method(self._backend, convert.request(operation, params))
-        return convert.response(operation, response)
+        request = convert.request(operation, params)
+        if viewed:
+            return await method(self._backend, request, self._views[operation])
+        return convert.response(operation, await method(self._backend, request))
 
     async def Table(self, *args: Any, **kwargs: Any) -> CachedTable:
         """``await resource.Table(name)``, as in aioboto3, cached."""
@@ -175,14 +189,16 @@ class CachedTable:
     def _bind_get_item(self) -> Callable[..., Awaitable[Any]]:
         """The engine's hit path for this table, serving Python views of its items."""
         return self._engine.bind_table_get_item(
-            self._name, key_of=key_of, derive=python_view, meta=self._meta, general=self._get_item
+            self._name, key_of=key_of, view=python_view, meta=self._meta, general=self._get_item
         )
 
-    async def _call(self, operation: str, method: EngineCall, kwargs: dict[str, Any]) -> Any:
+    async def _call(
+        self, operation: str, method: EngineCall, kwargs: dict[str, Any], *, viewed: bool = False
+    ) -> Any:
         # As aioboto3's actions: the table's name first, the caller's arguments over
         # it, and the loaded attributes forgotten after a successful call.
         response = await self._resource._call(
-            operation, method, {"TableName": self._name, **kwargs}
+            operation, method, {"TableName": self._name, **kwargs}, viewed=viewed
         )
         self._meta.data = None
         return response
@@ -200,10 +216,10 @@ class CachedTable:
         return await self._call("delete_item", self._engine.delete_item, kwargs)
 
     async def query(self, **kwargs: Any) -> Any:
-        return await self._call("query", self._engine.query, kwargs)
+        return await self._call("query", self._engine.query, kwargs, viewed=True)
 
     async def scan(self, **kwargs: Any) -> Any:
-        return await self._call("scan", self._engine.scan, kwargs)
+        return await self._call("scan", self._engine.scan, kwargs, viewed=True)
 
     def batch_writer(
         self,

@@ -60,7 +60,7 @@ class ItemEntry:
 class PageEntry:
     """One cached Query or Scan response page."""
 
-    __slots__ = ("expires_at", "page", "referenced", "size", "tags")
+    __slots__ = ("expires_at", "page", "python", "referenced", "size", "tags")
 
     def __init__(
         self, page: dict[str, Any], expires_at: float, tags: tuple[Hashable, ...], size: int
@@ -70,6 +70,8 @@ class PageEntry:
         self.tags = tags
         self.size = size
         self.referenced = False
+        #: as ``ItemEntry.python``, for the whole response page
+        self.python: Any = None
 
 
 Entry = ItemEntry | PageEntry
@@ -127,6 +129,12 @@ class Store:
             self._forget(old_key, old)
             self.evicted_count += 1
             self.evicted_size += old.size
+
+    def grow(self, key: Hashable, entry: Entry, extra: int) -> None:
+        """``entry`` (under ``key``) now holds ``extra`` bytes more; the budget still holds."""
+        self.discard(key)
+        entry.size += extra
+        self.put(key, entry)
 
     def discard(self, key: Hashable) -> bool:
         entry = self.entries.pop(key, None)

@@ -42,6 +42,10 @@ ITEM: dict[str, Any] = {
 }
 
 
+def refuse_to_deserialize(*args: object) -> None:
+    raise AssertionError("a hit ran TypeDeserializer")
+
+
 @pytest.fixture
 async def ddb(client_kwargs: servers.ClientKwargs) -> AsyncIterator[DynamoDBServiceResource]:
     """A plain aioboto3 DynamoDB resource: the answers the cached one must give."""
@@ -141,11 +145,8 @@ async def test_every_key_type_is_cached_once_and_never_deserialized_again(
     for key in keys * 2:  # spellings of one key: all of them name one entry
         assert (await same(cached.get_item(Key=key), plain.get_item(Key=key)))["Item"] == item
 
-    def refuse(*args: object) -> None:
-        raise AssertionError("a hit ran TypeDeserializer")
-
     # A hit serves the entry's Python view, made once: boto3 deserializes nothing.
-    monkeypatch.setattr(TypeDeserializer, "deserialize", refuse)
+    monkeypatch.setattr(TypeDeserializer, "deserialize", refuse_to_deserialize)
     for key in keys:
         assert (await cached.get_item(Key=key))["Item"] == item
     assert sent(cache, "get_item") == 1
@@ -228,6 +229,38 @@ async def test_python_views_count_toward_the_cache_size(
 
     assert with_view > wire_only  # the first hit made the view, which takes room
     assert cache.stats()["CurrentSize"] == with_view  # made once per entry
+
+
+async def test_python_views_of_pages_count_toward_the_cache_size(
+    cache: aiodax.Cache,
+    dynamodb: aiodax.CachedResource,
+    ddb: DynamoDBServiceResource,
+    raw_client: DynamoDBClient,
+    table: str,
+) -> None:
+    await (await ddb.Table(table)).put_item(Item=ITEM)
+    client = cache.wrap(raw_client)
+    cached = await dynamodb.Table(table)
+    request: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": "user#1"}},
+    }
+    await client.query(**request)  # the page filled by the client flavour: wire only
+    wire_only = cache.stats()["CurrentSize"]
+
+    python = await cached.query(
+        KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": "user#1"}
+    )
+    with_view = cache.stats()["CurrentSize"]
+    await cached.query(
+        KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": "user#1"}
+    )
+
+    assert python["Items"] == [ITEM]
+    assert sent(cache, "query") == 1
+    assert with_view > wire_only  # the resource's first hit made the view
+    assert cache.stats()["CurrentSize"] == with_view  # made once per page
 
 
 @pytest.mark.parametrize(
@@ -410,19 +443,32 @@ async def test_query_and_scan_with_conditions_are_cached_and_invalidated(
     dynamodb: aiodax.CachedResource,
     ddb: DynamoDBServiceResource,
     orders: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     plain = await ddb.Table(orders)
     cached = await dynamodb.Table(orders)
+    answers: dict[int, Any] = {}
 
     async def assert_agree() -> None:
-        for operation, request in reads():
-            direct = by_key(await getattr(plain, operation)(**request))
+        for index, (operation, request) in enumerate(reads()):
+            direct = answers[index] = by_key(await getattr(plain, operation)(**request))
             assert by_key(await getattr(cached, operation)(**request)) == direct, request
+
+    async def assert_agree_cached_only() -> None:
+        for index, (operation, request) in enumerate(reads()):
+            assert by_key(await getattr(cached, operation)(**request)) == answers[index], request
 
     await assert_agree()
     await assert_agree()
     assert (sent(cache, "query"), sent(cache, "scan")) == (5, 2)
     assert (cache.stats()["QueryCacheHits"], cache.stats()["ScanCacheHits"]) == (5, 2)
+
+    # A page hit serves the Python view its fill or first hit made: nothing is
+    # deserialized again.
+    with monkeypatch.context() as patched:
+        patched.setattr(TypeDeserializer, "deserialize", refuse_to_deserialize)
+        await assert_agree_cached_only()
+    assert (cache.stats()["QueryCacheHits"], cache.stats()["ScanCacheHits"]) == (10, 4)
 
     # A write through the resource drops what it may change; the next reads see it.
     await cached.put_item(Item={"pk": "A", "sk": 2, "status": "open", "n": Decimal(9)})
@@ -560,12 +606,19 @@ async def test_returned_items_are_the_callers(
         got["blobs"].discard(Binary(b"\x00"))
         assert (await cached.get_item(Key={"pk": "user#1"}))["Item"] == ITEM
 
-    page = await cached.query(KeyConditionExpression=Key("pk").eq("user#1"))
-    page["Items"][0]["profile"]["langs"].clear()
-    page["Items"].clear()
-    again = await cached.query(KeyConditionExpression=Key("pk").eq("user#1"))
-    assert again["Items"] == [ITEM]
-    assert again["ResponseMetadata"]["CacheStatus"] == "hit"
+    # A page's miss, its first hit (which may make the view) and a later hit.
+    for _ in range(3):
+        page = await cached.query(KeyConditionExpression=Key("pk").eq("user#1"))
+        item = page["Items"][0]
+        item["profile"]["langs"].clear()
+        item["profile"]["deep"]["list"][0]["x"] = False
+        item["tags"].add("c")
+        item["blobs"].clear()
+        del item["name"]
+        page["Items"].clear()
+        again = await cached.query(KeyConditionExpression=Key("pk").eq("user#1"))
+        assert again["Items"] == [ITEM]
+        assert again["ResponseMetadata"]["CacheStatus"] == "hit"
 
 
 async def test_the_dict_given_to_put_item_stays_the_callers(

@@ -22,7 +22,7 @@ from ._flight import Flight, Flights
 from ._policy import RetryPolicy, expiry
 from ._schema import Schemas, TableSchema, query_partition
 from ._stats import Stats
-from ._store import ItemEntry, PageEntry, Store, entry_size
+from ._store import Entry, ItemEntry, PageEntry, Store, entry_size
 from ._wire import (
     Image,
     ItemKey,
@@ -214,12 +214,15 @@ class Engine:
 
     # ---------------------------------------------------------------- item reads
 
-    def get_item_hit(self, request: dict[str, Any]) -> dict[str, Any] | None:
+    def get_item_hit(
+        self, request: dict[str, Any], view: View | None = None
+    ) -> dict[str, Any] | None:
         """The answer to a GetItem from the cache, or ``None`` if it must go out.
 
         Every request shape the fast path of ``bind_get_item`` does not take
-        (composite keys, projections, consumed capacity) is answered here.
-        A closed cache has no entries, so it has no hits either.
+        (composite keys, projections, consumed capacity) is answered here; with
+        ``view``, in that view's form (see ``get_item``).  A closed cache has no
+        entries, so it has no hits either.
         """
         table = request.get("TableName")
         key = canonical_key(request.get("Key"))
@@ -239,8 +242,11 @@ class Engine:
         if image is None:
             stats.negative_hits += 1
             response: dict[str, Any] = {"ResponseMetadata": _HIT_METADATA}
-        else:
+        elif view is None:
             response = {"Item": image.copy(), "ResponseMetadata": _HIT_METADATA}
+        else:
+            copies = self._item_copies(table, key, projection, image, view)
+            response = {"Item": copies(), "ResponseMetadata": _HIT_METADATA}
         if "ReturnConsumedCapacity" in request and (
             request["ReturnConsumedCapacity"] in _CAPACITY_MODES
         ):
@@ -288,8 +294,12 @@ class Engine:
 
         return get_item
 
-    async def get_item(self, backend: Backend, request: dict[str, Any]) -> dict[str, Any]:
-        hit = self.get_item_hit(request)
+    async def get_item(
+        self, backend: Backend, request: dict[str, Any], view: View | None = None
+    ) -> dict[str, Any]:
+        """``GetItem``, cached.  With ``view`` (an item view, as ``python_view``)
+        the item is answered in that view's form, kept with the entry."""
+        hit = self.get_item_hit(request, view)
         if hit is not None:
             return hit
         table = request.get("TableName")
@@ -301,10 +311,10 @@ class Engine:
             or request.get("ConsistentRead")
             or not _GET_ITEM_PARAMS.issuperset(request)
         ):
-            return await self._pass_through(backend, "get_item", request)  # type: ignore[no-any-return]
+            return _items_in_view(await self._pass_through(backend, "get_item", request), view)
         projection = projection_of(request)
         if projection is False:
-            return await self._pass_through(backend, "get_item", request)  # type: ignore[no-any-return]
+            return _items_in_view(await self._pass_through(backend, "get_item", request), view)
         self._check_open()
         self.stats.item_misses += 1
         flight_key: ItemFlightKey = (table, key, projection)
@@ -325,11 +335,16 @@ class Engine:
         if result is _UNPROCESSED:
             # Joined a BatchGetItem that DynamoDB kept refusing this key: GetItem
             # has no "unprocessed", so ask for the item on the caller's behalf.
-            return await self._pass_through(backend, "get_item", request)  # type: ignore[no-any-return]
+            return _items_in_view(await self._pass_through(backend, "get_item", request), view)
         image = result[0]
         # A joined BatchGetItem flight carries no GetItem answer of its own.
         answer = result[1] if len(result) > 1 else {"ResponseMetadata": _HIT_METADATA}
-        response = {} if image is None else {"Item": thaw(image)}
+        if image is None:
+            response = {}
+        elif view is None:
+            response = {"Item": thaw(image)}
+        else:
+            response = {"Item": self._item_copies(table, key, projection, image, view)()}
         _add_answer_metadata(response, answer, request, table, leader)
         return response
 
@@ -350,6 +365,31 @@ class Engine:
             return None
         whole = entry.image
         return (None if whole is None else project(whole, names),)
+
+    def _item_copies(
+        self, table: str, key: ItemKey, projection: Projection | None, image: WireItem, view: View
+    ) -> Callable[[], Any]:
+        """``image`` of ``key`` in ``view``'s form, kept with the whole item's entry.
+
+        A projection is converted each time: its image is not the entry's.
+        """
+        if projection is None:
+            store_key = (table, *key)
+            entry = self.store.peek(store_key)
+            if isinstance(entry, ItemEntry) and entry.image is image:
+                return entry.python or self._keep_view(store_key, entry, view, image)  # type: ignore[no-any-return]
+        return view(image)[0]
+
+    def _keep_view(self, store_key: Hashable, entry: Entry, view: View, value: Any) -> Any:
+        """Make ``entry``'s view of ``value`` (its image or page) and account for it.
+
+        An entry is never updated in place (fills and writes store new entries),
+        so a view never outlives what it was made of.
+        """
+        copies, size = view(value)
+        entry.python = copies
+        self.store.grow(store_key, entry, size)
+        return copies
 
     def _store_item_result(self, flight_key: ItemFlightKey, result: Any) -> None:
         if result is _UNPROCESSED:
@@ -388,13 +428,18 @@ class Engine:
 
     # ---------------------------------------------------------- batch item reads
 
-    async def batch_get_item(self, backend: Backend, request: dict[str, Any]) -> dict[str, Any]:
+    async def batch_get_item(
+        self, backend: Backend, request: dict[str, Any], view: View | None = None
+    ) -> dict[str, Any]:
+        """``BatchGetItem``, per key cached.  With ``view`` (an item view), items and
+        unprocessed keys are answered in its form, as ``get_item``'s."""
         plan = _plan_batch_get(request)
         if plan is not None:
             for table in plan.tables:  # one DescribeTable per table, ever
                 await self.schemas.get(table, backend)
         if plan is None or not self._keys_match_known_schemas(plan.key_names):
-            return await self._pass_through(backend, "batch_get_item", request)  # type: ignore[no-any-return]
+            answer = await self._pass_through(backend, "batch_get_item", request)
+            return _batch_in_view(answer, view)
         self._check_open()
         wants_capacity = request.get("ReturnConsumedCapacity") in _CAPACITY_MODES
         images: dict[ItemFlightKey, Any] = {}
@@ -439,9 +484,17 @@ class Engine:
                         {k: v for k, v in plan.tables[table].items() if k != "Keys"}
                     )
                     entry["Keys"] = []
-                entry["Keys"].append(copy.deepcopy(plan.wanted[flight_key]))
-            elif result[0] is not None:
+                wanted = plan.wanted[flight_key]
+                entry["Keys"].append(copy.deepcopy(wanted) if view is None else view(wanted)[0]())
+            elif result[0] is None:
+                continue
+            elif view is None:
                 responses[table].append(thaw(result[0]))  # type: ignore[arg-type]
+            else:
+                _, key, projection = flight_key
+                responses[table].append(
+                    self._item_copies(table, key, projection, result[0], view)()
+                )
         response: dict[str, Any] = {
             "Responses": responses,
             "UnprocessedKeys": unprocessed,
@@ -598,14 +651,9 @@ class Engine:
     def _page_view(self, page_key: Hashable, page: dict[str, Any], view: View) -> Callable[[], Any]:
         """``page`` in ``view``'s form, kept with the page while the store holds it."""
         entry = self.store.peek(page_key)
-        kept = isinstance(entry, PageEntry) and entry.page is page
-        if kept and entry.python is not None:  # type: ignore[union-attr]
-            return entry.python  # type: ignore[union-attr,no-any-return]
-        copies, size = view(_thaw_page(page))
-        if kept:
-            entry.python = copies  # type: ignore[union-attr]
-            self.store.grow(page_key, entry, size)  # type: ignore[arg-type]
-        return copies
+        if isinstance(entry, PageEntry) and entry.page is page:
+            return entry.python or self._keep_view(page_key, entry, view, _thaw_page(page))  # type: ignore[no-any-return]
+        return view(_thaw_page(page))[0]
 
     def _start_page_flight(
         self,
@@ -929,7 +977,7 @@ class Engine:
         entries = self._entries
         clock = self._clock
         stats = self.stats
-        store = self.store
+        keep_view = self._keep_view
         metadata = _HIT_METADATA
 
         def store_key_of(key: dict[Any, Any]) -> tuple[Any, ...] | None:
@@ -940,10 +988,7 @@ class Engine:
             if entry.image is None:
                 stats.negative_hits += 1
                 return None
-            copies, size = view(entry.image)
-            entry.python = copies
-            store.grow(store_key, entry, size)
-            return copies
+            return keep_view(store_key, entry, view, entry.image)  # type: ignore[no-any-return]
 
         async def get_item(*, Key: Any = _ABSENT, **kwargs: Any) -> Any:
             if not kwargs and type(Key) is dict:
@@ -1136,6 +1181,23 @@ def _freeze_page(answer: Mapping[str, Any]) -> dict[str, Any]:
 def _in_view(response: dict[str, Any], view: View | None) -> dict[str, Any]:
     """An uncached ``response`` in ``view``'s form (made once: nothing keeps it)."""
     return response if view is None else view(response)[0]()
+
+
+def _items_in_view(response: dict[str, Any], view: View | None) -> dict[str, Any]:
+    """An uncached GetItem ``response`` with its item in an item ``view``'s form."""
+    if view is not None and "Item" in response:
+        response["Item"] = view(response["Item"])[0]()
+    return response
+
+
+def _batch_in_view(response: dict[str, Any], view: View | None) -> dict[str, Any]:
+    """An uncached BatchGetItem ``response``, items and keys in an item ``view``'s form."""
+    if view is not None:
+        for items in (response.get("Responses") or {}).values():
+            items[:] = [view(item)[0]() for item in items]
+        for spec in (response.get("UnprocessedKeys") or {}).values():
+            spec["Keys"] = [view(key)[0]() for key in spec.get("Keys", ())]
+    return response
 
 
 def _thaw_page(page: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from aioboto3.dynamodb.table import BatchWriter
 
 from ._backend import Backend, is_dynamodb_backend
-from ._engine import Engine
+from ._engine import Engine, View
 from ._python import Converter, key_of, python_view
 
 if TYPE_CHECKING:
@@ -97,9 +97,13 @@ class CachedResource:
         client = resource.meta.client
         self._backend = wire_client(client)
         self._convert = Converter(client.meta.service_model, client.meta.method_to_api_mapping)
-        #: how the engine serves these operations' cached answers in Python values
-        self._views = {
-            operation: self._convert.response_view(operation) for operation in ("query", "scan")
+        #: how the engine serves these operations' cached answers in Python values:
+        #: items one by one, pages whole
+        self._views: dict[str, View] = {
+            "get_item": python_view,
+            "batch_get_item": python_view,
+            "query": self._convert.response_view("query"),
+            "scan": self._convert.response_view("scan"),
         }
 
     @property
@@ -133,7 +137,7 @@ class CachedResource:
         return CachedTable(self, await self._resource.Table(*args, **kwargs))
 
     async def batch_get_item(self, **kwargs: Any) -> Any:
-        return await self._call("batch_get_item", self._engine.batch_get_item, kwargs)
+        return await self._call("batch_get_item", self._engine.batch_get_item, kwargs, viewed=True)
 
     async def batch_write_item(self, **kwargs: Any) -> Any:
         return await self._call("batch_write_item", self._engine.batch_write_item, kwargs)
@@ -204,7 +208,7 @@ class CachedTable:
         return response
 
     async def _get_item(self, kwargs: dict[str, Any]) -> Any:
-        return await self._call("get_item", self._engine.get_item, kwargs)
+        return await self._call("get_item", self._engine.get_item, kwargs, viewed=True)
 
     async def put_item(self, **kwargs: Any) -> Any:
         return await self._call("put_item", self._engine.put_item, kwargs)

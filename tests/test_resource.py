@@ -216,19 +216,47 @@ async def test_python_views_count_toward_the_cache_size(
     cache: aiodax.Cache,
     dynamodb: aiodax.CachedResource,
     ddb: DynamoDBServiceResource,
+    raw_client: DynamoDBClient,
     table: str,
 ) -> None:
     await (await ddb.Table(table)).put_item(Item=ITEM)
     cached = await dynamodb.Table(table)
-    await cached.get_item(Key={"pk": "user#1"})
-    wire_only = cache.stats()["CurrentSize"]
+    await cache.wrap(raw_client).get_item(TableName=table, Key={"pk": {"S": "user#1"}})
+    wire_only = cache.stats()["CurrentSize"]  # filled by the client flavour
 
     await cached.get_item(Key={"pk": "user#1"})
     with_view = cache.stats()["CurrentSize"]
     await cached.get_item(Key={"pk": "user#1"})
 
+    assert sent(cache, "get_item") == 1
     assert with_view > wire_only  # the first hit made the view, which takes room
     assert cache.stats()["CurrentSize"] == with_view  # made once per entry
+
+
+async def test_a_resource_miss_keeps_its_python_view(
+    cache: aiodax.Cache,
+    dynamodb: aiodax.CachedResource,
+    ddb: DynamoDBServiceResource,
+    table: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plain = await ddb.Table(table)
+    await plain.put_item(Item=ITEM)
+    await plain.put_item(Item={"pk": "user#2", "n": Decimal(2)})
+    cached = await dynamodb.Table(table)
+    keys = {table: {"Keys": [{"pk": "user#1"}, {"pk": "user#2"}]}}
+    await cached.get_item(Key={"pk": "user#1"}, ReturnConsumedCapacity="TOTAL")
+    await dynamodb.batch_get_item(RequestItems=keys)  # user#2 missed, user#1 hit
+
+    monkeypatch.setattr(TypeDeserializer, "deserialize", refuse_to_deserialize)
+    assert (await cached.get_item(Key={"pk": "user#1"}))["Item"] == ITEM
+    assert (await cached.get_item(Key={"pk": "user#2"}))["Item"] == {"pk": "user#2", "n": 2}
+    again = await dynamodb.batch_get_item(RequestItems=keys)
+    assert sorted(again["Responses"][table], key=lambda item: item["pk"]) == [
+        ITEM,
+        {"pk": "user#2", "n": 2},
+    ]
+    assert (sent(cache, "get_item"), sent(cache, "batch_get_item")) == (1, 1)
 
 
 async def test_python_views_of_pages_count_toward_the_cache_size(
@@ -604,6 +632,13 @@ async def test_returned_items_are_the_callers(
         got["tags"].add("c")
         got["scores"].clear()
         got["blobs"].discard(Binary(b"\x00"))
+        assert (await cached.get_item(Key={"pk": "user#1"}))["Item"] == ITEM
+
+    for _ in range(2):
+        batch = await dynamodb.batch_get_item(RequestItems={table: {"Keys": [{"pk": "user#1"}]}})
+        (item,) = batch["Responses"][table]
+        item["profile"]["deep"]["list"].append(1)
+        item["scores"].clear()
         assert (await cached.get_item(Key={"pk": "user#1"}))["Item"] == ITEM
 
     # A page's miss, its first hit (which may make the view) and a later hit.

@@ -44,6 +44,28 @@ async def test_a_thousand_identical_misses_send_one_request(
     assert stats["BackendRequests"] == {"get_item": 1}
 
 
+async def test_with_a_zero_item_ttl_misses_in_flight_are_shared_and_nothing_is_kept(
+    instrumented: InstrumentedClient, raw_client: DynamoDBClient, table: str
+) -> None:
+    await seed(raw_client, table, "hot")
+    async with aiodax.Cache(item_ttl=0) as cache:
+        cached = cache.wrap(instrumented)  # type: ignore[arg-type]
+        release = instrumented.hold("get_item")
+        readers = [
+            asyncio.create_task(cached.get_item(TableName=table, Key=key("hot")))
+            for _ in range(20)
+        ]
+        await until(lambda: instrumented.in_flight["get_item"] == 1)
+        release.set()
+        answers = await asyncio.gather(*readers)
+        assert instrumented.calls["get_item"] == 1
+        assert all(a["Item"]["v"] == {"S": "value hot"} for a in answers)
+
+        await cached.get_item(TableName=table, Key=key("hot"))  # not kept: asked again
+        assert instrumented.calls["get_item"] == 2
+        assert cache.stats()["CurrentSize"] == 0
+
+
 async def test_a_failed_flight_fails_every_waiter_and_caches_nothing(
     cached: aiodax.CachedClient,
     instrumented: InstrumentedClient,

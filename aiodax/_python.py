@@ -98,17 +98,22 @@ def _function_size(function: Callable[..., Any]) -> int:
 
 
 def _size(value: Any) -> int:
-    """Approximate bytes held by a deserialized value and everything in it."""
-    size = _getsizeof(value)
+    """Approximate bytes a view's value holds beyond the wire image it was made of.
+
+    Its containers and numbers are new objects; its strings (names and ``S``
+    values), the bytes inside ``Binary`` and ``True``/``False``/``None`` are the
+    wire image's own objects, which the entry's size already counts.
+    """
     kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return 0
+    size = _getsizeof(value)
     if kind is dict:
-        for name, member in value.items():
-            size += _getsizeof(name) + _size(member)
+        for member in value.values():
+            size += _size(member)
     elif kind is list or kind is set or kind is tuple:
         for member in value:
             size += _size(member)
-    elif kind is Binary:
-        size += _getsizeof(value.value)
     return size
 
 

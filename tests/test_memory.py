@@ -8,10 +8,13 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import botocore.session
 import pytest
+from botocore import xform_name
 
 import aiodax
-from aiodax._engine import Engine
+from aiodax._engine import Engine, _freeze_page
+from aiodax._python import Converter, python_view
 from aiodax._wire import canonical_key, freeze
 
 WireItem = dict[str, Any]
@@ -112,3 +115,44 @@ def test_streaming_more_than_fits_stays_within_2x_of_max_bytes(
     assert stats["EvictedCount"] > 0
     assert stats["CurrentSize"] <= max_bytes
     assert max_bytes / 2 <= retained <= max_bytes * 2
+
+
+@pytest.mark.parametrize(
+    ("make", "count"),
+    [(scalar_item, 1000), (nested_item, 500)],
+    ids=["ten-scalars", "nested"],
+)
+def test_python_views_are_sized_within_2x_of_their_memory(
+    traced: Callable[[], int], make: Callable[[int], WireItem], count: int
+) -> None:
+    engine = aiodax.Cache(max_bytes=2**40)._engine
+    store_items(engine, make, count)
+    wire_memory, wire_size = traced(), engine.store.current_size
+
+    for store_key, entry in list(engine.store.entries.items()):
+        table, *key = store_key  # type: ignore[misc]
+        engine._item_copies(table, tuple(key), None, entry.image, python_view)  # type: ignore[union-attr]
+
+    view_memory = traced() - wire_memory
+    view_size = engine.store.current_size - wire_size
+    assert view_memory / 2 <= view_size <= view_memory * 2
+
+
+def test_python_views_of_pages_are_sized_within_2x_of_their_memory(
+    traced: Callable[[], int],
+) -> None:
+    service = botocore.session.get_session().get_service_model("dynamodb")
+    convert = Converter(service, {xform_name(name): name for name in service.operation_names})
+    engine = aiodax.Cache(max_bytes=2**40)._engine
+    for page in range(20):
+        items = [as_parsed(nested_item(page * 50 + i)) for i in range(50)]
+        answer = {"Items": items, "Count": len(items), "ScannedCount": len(items)}
+        engine._store_page(("table", page), _freeze_page(answer), ())
+    wire_memory, wire_size = traced(), engine.store.current_size
+
+    for page_key, entry in list(engine.store.entries.items()):
+        engine._page_view(page_key, entry.page, convert.response_view("query"))  # type: ignore[union-attr]
+
+    view_memory = traced() - wire_memory
+    view_size = engine.store.current_size - wire_size
+    assert view_memory / 2 <= view_size <= view_memory * 2

@@ -52,8 +52,7 @@ async def test_with_a_zero_item_ttl_misses_in_flight_are_shared_and_nothing_is_k
         cached = cache.wrap(instrumented)  # type: ignore[arg-type]
         release = instrumented.hold("get_item")
         readers = [
-            asyncio.create_task(cached.get_item(TableName=table, Key=key("hot")))
-            for _ in range(20)
+            asyncio.create_task(cached.get_item(TableName=table, Key=key("hot"))) for _ in range(20)
         ]
         await until(lambda: instrumented.in_flight["get_item"] == 1)
         release.set()

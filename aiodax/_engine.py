@@ -377,10 +377,12 @@ class Engine:
             store_key = (table, *key)
             entry = self.store.peek(store_key)
             if isinstance(entry, ItemEntry) and entry.image is image:
-                return entry.python or self._keep_view(store_key, entry, view, image)  # type: ignore[no-any-return]
+                return entry.python or self._keep_view(store_key, entry, view, image)
         return view(image)[0]
 
-    def _keep_view(self, store_key: Hashable, entry: Entry, view: View, value: Any) -> Any:
+    def _keep_view(
+        self, store_key: Hashable, entry: Entry, view: View, value: Any
+    ) -> Callable[[], Any]:
         """Make ``entry``'s view of ``value`` (its image or page) and account for it.
 
         An entry is never updated in place (fills and writes store new entries),
@@ -652,7 +654,7 @@ class Engine:
         """``page`` in ``view``'s form, kept with the page while the store holds it."""
         entry = self.store.peek(page_key)
         if isinstance(entry, PageEntry) and entry.page is page:
-            return entry.python or self._keep_view(page_key, entry, view, _thaw_page(page))  # type: ignore[no-any-return]
+            return entry.python or self._keep_view(page_key, entry, view, _thaw_page(page))
         return view(_thaw_page(page))[0]
 
     def _start_page_flight(
@@ -960,7 +962,8 @@ class Engine:
         every hit would cost many times the hit itself.  So a hit serves the entry's
         own *view* of the item: ``view(image)`` returns a function that hands out
         a caller's copy of the item in the facade's form, and its size in bytes.  It
-        runs on the entry's first hit here; the view lives in ``ItemEntry.python`` as
+        runs when the facade first reads the entry (a miss through ``general`` or the
+        first hit here); the view lives in ``ItemEntry.python`` as
         long as the entry does (fills and writes store new entries, so a view never
         outlives its image), and its size is added to the entry's, which is then
         re-admitted so that ``max_bytes`` keeps holding.
@@ -988,7 +991,7 @@ class Engine:
             if entry.image is None:
                 stats.negative_hits += 1
                 return None
-            return keep_view(store_key, entry, view, entry.image)  # type: ignore[no-any-return]
+            return keep_view(store_key, entry, view, entry.image)
 
         async def get_item(*, Key: Any = _ABSENT, **kwargs: Any) -> Any:
             if not kwargs and type(Key) is dict:

@@ -15,7 +15,7 @@ before one that was not.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Final
 
 from ._wire import Image, Projection, size_of
@@ -52,9 +52,9 @@ class ItemEntry:
         self.size = size
         self.referenced = False
         #: a function serving copies of the whole item in the resource facade's
-        #: Python values, made on its first hit there (``Engine.bind_table_get_item``);
+        #: Python values, made when the facade first reads the entry (``Engine.View``);
         #: ``None`` until then.  An entry is never updated in place: it dies with ``image``
-        self.python: Any = None
+        self.python: Callable[[], Any] | None = None
 
 
 class PageEntry:
@@ -71,7 +71,7 @@ class PageEntry:
         self.size = size
         self.referenced = False
         #: as ``ItemEntry.python``, for the whole response page
-        self.python: Any = None
+        self.python: Callable[[], Any] | None = None
 
 
 Entry = ItemEntry | PageEntry

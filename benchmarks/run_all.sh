@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Run every benchmark: benchmarks/run_all.sh [hit_latency|query_hit|stampede ...]
+# Run every benchmark: benchmarks/run_all.sh [hit_latency|hit_instructions|query_hit|stampede ...]
 #
-# Prints markdown (for docs/benchmarks.md). About 1-2 minutes on 2 cores; every
+# Prints markdown (for docs/benchmarks.md). About 2 minutes on 2 cores; every
 # benchmark is bounded in iterations and seconds, and the whole run is cut at 5 min.
 # Needs the bench extra: .venv/bin/pip install -e '.[bench]'
 set -euo pipefail

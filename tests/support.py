@@ -8,6 +8,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from aiodax.testing import InstrumentedClient
+
 
 class FakeClock:
     """A monotonic clock the test moves by hand."""
@@ -45,3 +47,19 @@ async def outcome(call: Awaitable[dict[str, Any]]) -> tuple[str, Any]:
     except ClientError as error:
         return ("error", error.response["Error"]["Code"])
     return ("ok", strip_metadata(response))
+
+
+class Unprocessing(InstrumentedClient):
+    """Leaves the first ``refusals`` answers' keys unprocessed, as a hot partition would."""
+
+    def __init__(self, client: Any, refusals: int) -> None:
+        super().__init__(client)
+        self.refusals = refusals
+
+    async def batch_get_item(self, **request: Any) -> Any:
+        self.calls["batch_get_item"] += 1
+        self.requests.append(("batch_get_item", request))
+        if self.refusals > 0:
+            self.refusals -= 1
+            return {"Responses": {}, "UnprocessedKeys": request["RequestItems"]}
+        return await self.wrapped.batch_get_item(**request)

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 import aiodax
 from tests import servers
-from tests.support import outcome, strip_metadata
+from tests.support import Unprocessing, outcome, strip_metadata
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -574,6 +574,26 @@ async def test_batch_get_and_write_item_on_the_resource(
     assert (await cached.get_item(Key={"pk": "x"}))["Item"] == {"pk": "x", "n": 1}
     assert "Item" not in await cached.get_item(Key={"pk": "gone"})
     assert sent(cache, "get_item") == 1
+
+
+async def test_unprocessed_keys_come_back_in_python_values(
+    cache: aiodax.Cache, dynamodb: aiodax.CachedResource, ddb: DynamoDBServiceResource, table: str
+) -> None:
+    await (await ddb.Table(table)).put_item(Item={"pk": "a", "n": Decimal(1)})
+    await (await ddb.Table(table)).put_item(Item={"pk": "b", "n": Decimal(2)})
+    cache._engine.retry = type(cache._engine.retry)(attempts=1, base=0.001, cap=0.002)
+    keys = {table: {"Keys": [{"pk": "a"}, {"pk": "b"}], "ProjectionExpression": "n"}}
+    await dynamodb.batch_get_item(RequestItems={table: {"Keys": [{"pk": "b"}]}})  # cached
+    dynamodb._backend = Unprocessing(dynamodb._backend, refusals=100)  # type: ignore[assignment]
+
+    response = await dynamodb.batch_get_item(RequestItems=keys)
+
+    # "b" answered from its cached whole item; "a" left unprocessed, as aioboto3
+    # returns such keys: in Python values.
+    assert response["Responses"] == {table: [{"n": 2}]}
+    assert response["UnprocessedKeys"] == {
+        table: {"Keys": [{"pk": "a"}], "ProjectionExpression": "n"}
+    }
 
 
 async def test_batch_writer_flushes_like_aioboto3_and_writes_through(

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 import aiodax
 from aiodax.testing import InstrumentedClient
-from tests.support import until
+from tests.support import Unprocessing, until
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -181,28 +181,12 @@ async def test_batch_over_dynamodb_limits_gets_dynamodb_error(
     assert error.value.response["Error"]["Code"] == "ValidationException"
 
 
-class _Unprocessing(InstrumentedClient):
-    """Leaves the first ``refusals`` answers' keys unprocessed, as a hot partition would."""
-
-    def __init__(self, client: Any, refusals: int) -> None:
-        super().__init__(client)
-        self.refusals = refusals
-
-    async def batch_get_item(self, **request: Any) -> Any:
-        self.calls["batch_get_item"] += 1
-        self.requests.append(("batch_get_item", request))
-        if self.refusals > 0:
-            self.refusals -= 1
-            return {"Responses": {}, "UnprocessedKeys": request["RequestItems"]}
-        return await self.wrapped.batch_get_item(**request)
-
-
 @pytest.mark.parametrize("refusals, answered", [(2, True), (100, False)])
 async def test_unprocessed_keys_are_retried_then_returned_as_dynamodb_does(
     raw_client: DynamoDBClient, table: str, refusals: int, answered: bool
 ) -> None:
     await seed(raw_client, table, "a")
-    backend = _Unprocessing(raw_client, refusals)
+    backend = Unprocessing(raw_client, refusals)
     async with aiodax.Cache() as cache:
         cache._engine.retry = type(cache._engine.retry)(attempts=3, base=0.001, cap=0.002)
         cached = cache.wrap(backend)  # type: ignore[arg-type]

@@ -1,17 +1,18 @@
 """Python values ⇄ DynamoDB's wire format, for the resource flavour.
 
-The engine speaks wire format only.  The resource facade converts a request once
-on the way in and the response once on the way out, with boto3's own machinery
-(``TransformationInjector``: ``ConditionExpressionBuilder`` and ``TypeSerializer``
-in, ``TypeDeserializer`` out), so that every value, condition and error is exactly
-what aioboto3's resource would produce.
+The engine speaks wire format.  The resource facade converts a request once on the
+way in with boto3's own machinery (``TransformationInjector``:
+``ConditionExpressionBuilder`` and ``TypeSerializer``), and responses with its
+``TypeDeserializer``, so that every value, condition and error is exactly what
+aioboto3's resource would produce.
 
-An item hit must not pay for ``TypeDeserializer`` (6–18 µs for ten attributes, the
-whole hit budget is about 1 µs).  So each cached item gets a *Python view*: the
-item deserialized once and kept beside its wire image in the store entry
-(``ItemEntry.python``); a hit hands out a copy of it in which only the containers
-are new.  Strings, ``Decimal``, ``Binary``, booleans and ``None`` are immutable
-(or treated so), which makes that copy as safe as a deep one.
+A hit must not pay for ``TypeDeserializer`` (6–18 µs for ten attributes, the whole
+item hit budget is about 1 µs; a millisecond for a 100-item page).  So each cached
+item or page gets a *Python view* (``Engine.View``): converted once and kept beside
+its wire form in the store entry (``ItemEntry.python``, ``PageEntry.python``); a hit
+hands out a copy of it in which only the containers are new.  Strings, ``Decimal``,
+``Binary``, booleans and ``None`` are immutable (or treated so), which makes that
+copy as safe as a deep one.
 """
 
 from __future__ import annotations

@@ -5,7 +5,10 @@ through one ``Cache`` against a real server, with random latency injected into
 every backend call so that reads and writes interleave differently each time.
 Every script that writes then reads its own key checks read-your-writes; every
 value of a failed write is checked never to be seen; and once a step's scripts are
-done, every cached read must equal DynamoDB's strongly consistent answer.
+done, every cached read must equal DynamoDB's strongly consistent answer.  Some
+scripts go through the resource flavour (a ``CachedTable`` on the same ``Cache``),
+whose answers come from the Python views kept with the entries, and whose items
+they change after reading them, as a caller may.
 
 ``AIODAX_MODEL_EXAMPLES`` raises the example count for a longer run by hand.
 """
@@ -18,7 +21,9 @@ import os
 import random
 from typing import TYPE_CHECKING, Any
 
+import aioboto3
 import pytest
+from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,7 +34,7 @@ from aiodax.testing import InstrumentedClient
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
 
-    from tests.servers import MakeTable
+    from tests.servers import ClientKwargs, MakeTable
 
 KEYS = ("k0", "k1", "k2")
 EXAMPLES = int(os.environ.get("AIODAX_MODEL_EXAMPLES", "12"))
@@ -45,6 +50,9 @@ script = st.one_of(
     st.tuples(st.just("batch_write"), st.sampled_from(KEYS)),
     st.tuples(st.just("transact"), st.sampled_from(KEYS)),
     st.tuples(st.just("query"), st.sampled_from(KEYS)),
+    st.tuples(st.just("python_get"), st.sampled_from(KEYS)),
+    st.tuples(st.just("python_query"), st.sampled_from(KEYS)),
+    st.tuples(st.just("python_put_then_get"), st.sampled_from(KEYS)),
 )
 steps = st.lists(st.lists(script, min_size=1, max_size=5), min_size=1, max_size=4)
 
@@ -85,19 +93,40 @@ def value_of(response: dict[str, Any]) -> str | None:
     return None if item is None else item["v"]["S"]
 
 
+def python_value_of(response: dict[str, Any]) -> str | None:
+    """The item's value; the item is then spoiled, as a caller may change its own."""
+    item = response.get("Item")
+    if item is None:
+        return None
+    value: str = item["v"]
+    item["v"] = "spoiled by the caller"
+    return value
+
+
 async def run_script(
-    cached: aiodax.CachedClient, table: str, model: Model, kind: str, name: str
+    cached: aiodax.CachedClient,
+    python: Any,
+    table: str,
+    model: Model,
+    kind: str,
+    name: str,
 ) -> list[str | None]:
-    """Run one script; return every value it read (to check against failed writes)."""
+    """Run one script; return every value it read (to check against failed writes).
+
+    ``python``: a ``CachedTable`` of ``table`` on the same cache as ``cached``.
+    """
     key = wire_key(name)
     seen: list[str | None] = []
 
     async def read_own() -> str | None:
-        got = value_of(await cached.get_item(TableName=table, Key=key))
+        if kind.startswith("python_"):
+            got = python_value_of(await python.get_item(Key={"pk": "p", "sk": name}))
+        else:
+            got = value_of(await cached.get_item(TableName=table, Key=key))
         seen.append(got)
         return got
 
-    if kind == "get":
+    if kind in ("get", "python_get"):
         await read_own()
     elif kind == "evict_then_get":
         # as if the entry expired: the next read is a miss that may race a write
@@ -115,6 +144,11 @@ async def run_script(
             ExpressionAttributeValues={":p": {"S": "p"}},
         )
         seen.extend(item["v"]["S"] for item in page["Items"])
+    elif kind == "python_query":
+        page = await python.query(KeyConditionExpression=Key("pk").eq("p"))
+        seen.extend(item["v"] for item in page["Items"])
+        for item in page["Items"]:
+            item["v"] = "spoiled by the caller"
     elif kind == "failing_put":
         value = model.next_value()
         model.failed.add(value)
@@ -130,6 +164,8 @@ async def run_script(
         model.written[name].add(value)
         if kind == "put_then_get":
             await cached.put_item(TableName=table, Item={**key, "v": {"S": value}})
+        elif kind == "python_put_then_get":
+            await python.put_item(Item={"pk": "p", "sk": name, "v": value})
         elif kind == "update_then_get":
             await cached.update_item(
                 TableName=table,
@@ -157,12 +193,14 @@ async def run_script(
 
 
 async def assert_cache_agrees(
-    cached: aiodax.CachedClient, raw_client: DynamoDBClient, table: str
+    cached: aiodax.CachedClient, python: Any, raw_client: DynamoDBClient, table: str
 ) -> None:
     for name in KEYS:
         direct = await raw_client.get_item(TableName=table, Key=wire_key(name), ConsistentRead=True)
         through = await cached.get_item(TableName=table, Key=wire_key(name))
         assert value_of(through) == value_of(direct), name
+        through_python = await python.get_item(Key={"pk": "p", "sk": name})
+        assert python_value_of(through_python) == value_of(direct), name
     query = {
         "TableName": table,
         "KeyConditionExpression": "pk = :p",
@@ -171,6 +209,10 @@ async def assert_cache_agrees(
     direct_page = await raw_client.query(**query, ConsistentRead=True)  # type: ignore[arg-type]
     cached_page = await cached.query(**query)
     assert cached_page["Items"] == direct_page["Items"]
+    python_page = await python.query(KeyConditionExpression=Key("pk").eq("p"))
+    assert [item["v"] for item in python_page["Items"]] == [
+        item["v"]["S"] for item in direct_page["Items"]
+    ]
 
 
 @pytest.fixture
@@ -186,6 +228,7 @@ async def model_table(make_table: MakeTable) -> str:
 @given(steps=steps, seed=st.integers(0, 2**32 - 1))
 async def test_concurrent_reads_and_writes_match_the_model(
     raw_client: DynamoDBClient,
+    client_kwargs: ClientKwargs,
     model_table: str,
     steps: list[list[tuple[str, str]]],
     seed: int,
@@ -193,13 +236,21 @@ async def test_concurrent_reads_and_writes_match_the_model(
     table = model_table
     for name in KEYS:  # every example starts from the same table
         await raw_client.put_item(TableName=table, Item={**wire_key(name), "v": {"S": "initial"}})
-    async with aiodax.Cache() as cache:
+    session = aioboto3.Session()
+    async with (
+        session.resource("dynamodb", **client_kwargs) as resource,
+        aiodax.Cache() as cache,
+    ):
         cached = cache.wrap(Jittery(raw_client, seed))  # type: ignore[arg-type]
+        cached_resource = cache.wrap(resource)
+        # The resource's wire requests go through the same kind of jitter.
+        cached_resource._backend = Jittery(cached_resource._backend, seed + 1)
+        python = await cached_resource.Table(table)
         model = Model()
         for step in steps:
             model.written = {k: set() for k in KEYS}
             seen = await asyncio.gather(
-                *(run_script(cached, table, model, kind, name) for kind, name in step)
+                *(run_script(cached, python, table, model, kind, name) for kind, name in step)
             )
             assert not model.failed.intersection(itertools.chain.from_iterable(seen))
-            await assert_cache_agrees(cached, raw_client, table)
+            await assert_cache_agrees(cached, python, raw_client, table)

@@ -8,12 +8,14 @@ among its attributes, which a hit must copy).  aiodax:
 plain ``Table.get_item`` against moto every time.
 
 As in ``hit_latency``: aiodax hands each caller its own item (containers copied),
-async-lru every caller the same object.
+async-lru every caller the same object.  The last async-lru row adds what its caller
+must do for the same safety: ``copy.deepcopy`` of what it got.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +31,8 @@ from ._common import Contender, environment, markdown_table, measure, timing_row
 
 ROUNDS = 7
 HIT_ITERATIONS = 20_000
+#: a deep copy costs tens of times a hit
+DEEPCOPY_ITERATIONS = 2_000
 UNCACHED_ITERATIONS = 40
 TTL = 300
 TABLE = "aiodax-bench-resource"
@@ -105,6 +109,10 @@ async def _measure(resource: Any, table: Any) -> tuple[Any, list[Contender]]:
 
             return hits
 
+        async def alru_deepcopy_hits(n: int) -> None:
+            for _ in range(n):
+                copy.deepcopy(await alru_get(mixed))
+
         async def uncached(n: int) -> None:
             for _ in range(n):
                 await table.get_item(Key={"pk": mixed})
@@ -123,6 +131,11 @@ async def _measure(resource: Any, table: Any) -> tuple[Any, list[Contender]]:
                 "async-lru-wrapped `Table.get_item` hit, set + map item",
                 alru_hits(mixed),
                 HIT_ITERATIONS,
+            ),
+            Contender(
+                "… the same, `copy.deepcopy` of it (aiodax's safety)",
+                alru_deepcopy_hits,
+                DEEPCOPY_ITERATIONS,
             ),
             Contender("uncached `Table.get_item` (moto, loopback)", uncached, UNCACHED_ITERATIONS),
         ]

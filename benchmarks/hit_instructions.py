@@ -47,7 +47,12 @@ async def _instructions(contender: str, hits: int) -> int:
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONHASHSEED": "0"},
     )
-    _, stderr = await asyncio.wait_for(process.communicate(), timeout=300)
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=300)
+    finally:
+        if process.returncode is None:  # timed out or cancelled: leave nothing running
+            process.kill()
+            await process.wait()
     found = _COLLECTED.search(stderr.decode())
     if process.returncode != 0 or found is None:
         raise RuntimeError(f"callgrind run of {contender} failed:\n{stderr.decode()[-2000:]}")

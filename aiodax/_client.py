@@ -77,6 +77,17 @@ class CachedClient:
     async def transact_write_items(self, **request: Any) -> Any:
         return await self._engine.transact_write_items(self._backend, request)
 
+    # PartiQL: never cached; a write invalidates the tables it names -------------
+
+    async def execute_statement(self, **request: Any) -> Any:
+        return await self._engine.execute_statement(self._backend, request)
+
+    async def batch_execute_statement(self, **request: Any) -> Any:
+        return await self._engine.batch_execute_statement(self._backend, request)
+
+    async def execute_transaction(self, **request: Any) -> Any:
+        return await self._engine.execute_transaction(self._backend, request)
+
     # Table changes -------------------------------------------------------------
 
     async def create_table(self, **request: Any) -> Any:

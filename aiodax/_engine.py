@@ -19,6 +19,7 @@ from ._backend import Backend, write_surely_not_applied
 from ._config import CacheConfig, TTLs
 from ._errors import CacheClosedError
 from ._flight import Flight, Flights
+from ._partiql import written_tables
 from ._policy import RetryPolicy, expiry
 from ._schema import Schemas, TableSchema, query_partition
 from ._stats import Stats
@@ -163,12 +164,14 @@ def _add_answer_metadata(
 class _Write:
     """One write in progress on a set of item keys (see ``Engine._begin_write``)."""
 
-    __slots__ = ("keys", "tables_unkeyed")
+    __slots__ = ("everything", "keys", "tables_unkeyed")
 
-    def __init__(self, keys: list[ItemRef], tables_unkeyed: set[str]) -> None:
+    def __init__(self, keys: list[ItemRef], tables_unkeyed: set[str], everything: bool) -> None:
         self.keys = keys
-        #: Tables whose keys aiodax could not name (no schema): invalidated whole.
+        #: Tables whose keys aiodax could not name (no schema, PartiQL): invalidated whole.
         self.tables_unkeyed = tables_unkeyed
+        #: The write may have changed any table (PartiQL aiodax did not understand).
+        self.everything = everything
 
 
 class Engine:
@@ -184,6 +187,8 @@ class Engine:
         self._page_flights: Flights[Hashable, Any] = Flights()
         #: store key → [writes in flight, whether two of them overlapped]
         self._writing: dict[ItemRef, list[Any]] = {}
+        #: table (``None``: any table) → writes in flight that name no key in it
+        self._unkeyed_writing: dict[str | None, int] = {}
         self._ttls: dict[str, TTLs] = {}
         self.closed = False
 
@@ -809,26 +814,38 @@ class Engine:
     def _begin_write(self, table: str, key: ItemKey | None) -> _Write:
         return self._begin_writes([(table, key, None)])
 
-    def _begin_writes(self, planned: Iterable[tuple[str, ItemKey | None, Any]]) -> _Write:
+    def _begin_writes(
+        self, planned: Iterable[tuple[str, ItemKey | None, Any]], *, everything: bool = False
+    ) -> _Write:
+        """Register a write of ``planned`` (table, key or ``None``, outcome) items.
+
+        Two writes to one key in flight at once may be acknowledged in another
+        order than DynamoDB applied them, so neither may set the cached value:
+        both invalidate.  A write that names no key (``None``, or ``everything``)
+        overlaps every write to its table (or to any table) in the same way.
+        """
         self._check_open()
+        planned = list(planned)
+        unkeyed = {table for table, key, _ in planned if key is None}
+        for table in (None,) if everything else unkeyed:
+            self._unkeyed_writing[table] = self._unkeyed_writing.get(table, 0) + 1
+            for ref, in_flight in self._writing.items():
+                if table is None or ref[0] == table:
+                    in_flight[1] = True
         keys: list[ItemRef] = []
-        unkeyed: set[str] = set()
         for table, key, _ in planned:
             if key is None:
-                unkeyed.add(table)
                 continue
             ref = (table, key)
             keys.append(ref)
+            overlapped = bool(self._unkeyed_writing.get(table) or self._unkeyed_writing.get(None))
             state = self._writing.get(ref)
             if state is None:
-                self._writing[ref] = [1, False]
+                self._writing[ref] = [1, overlapped]
             else:
-                # Two writes to one key in flight at once: their acknowledgements
-                # may arrive in another order than DynamoDB applied them, so
-                # neither may set the cached value; both invalidate.
                 state[0] += 1
                 state[1] = True
-        return _Write(keys, unkeyed)
+        return _Write(keys, unkeyed, everything)
 
     async def _send_write(
         self, backend: Backend, operation: str, request: Mapping[str, Any], write: _Write
@@ -873,9 +890,56 @@ class Engine:
             else:
                 self._store_image(table, key, None, outcome)
             self._invalidate_pages(table, key)
+        for unkeyed in (None,) if write.everything else write.tables_unkeyed:
+            count = self._unkeyed_writing[unkeyed] - 1
+            if count:
+                self._unkeyed_writing[unkeyed] = count
+            else:
+                del self._unkeyed_writing[unkeyed]
         if invalidate:
+            if write.everything:
+                self.clear()
             for table in write.tables_unkeyed:
                 self.invalidate_table(table)
+
+    # ------------------------------------------------------------------ PartiQL
+
+    async def execute_statement(self, backend: Backend, request: dict[str, Any]) -> Any:
+        return await self._partiql(
+            backend, "execute_statement", request, (request.get("Statement"),)
+        )
+
+    async def batch_execute_statement(self, backend: Backend, request: dict[str, Any]) -> Any:
+        statements = _statements(request.get("Statements"))
+        return await self._partiql(backend, "batch_execute_statement", request, statements)
+
+    async def execute_transaction(self, backend: Backend, request: dict[str, Any]) -> Any:
+        statements = _statements(request.get("TransactStatements"))
+        return await self._partiql(backend, "execute_transaction", request, statements)
+
+    async def _partiql(
+        self,
+        backend: Backend,
+        operation: str,
+        request: dict[str, Any],
+        statements: Iterable[object],
+    ) -> Any:
+        """PartiQL, never cached; a write invalidates every table it names.
+
+        PartiQL does not name the items it writes in a form aiodax reads (that is
+        its ``WHERE`` clause), so a written table is dropped whole, with the
+        guards of any write: a read that overlaps it stores nothing, a keyed
+        write that overlaps it invalidates instead of storing.  A write whose
+        table aiodax cannot read off the statement drops everything.
+        """
+        tables = written_tables(statements)
+        if tables is not None and not tables:
+            return await self._pass_through(backend, operation, request)
+        planned = [(table, None, None) for table in tables or ()]
+        write = self._begin_writes(planned, everything=tables is None)
+        response = await self._send_write(backend, operation, request, write)
+        self._finish_write(write, {})
+        return response
 
     # ------------------------------------------------------------- invalidation
 
@@ -1179,6 +1243,13 @@ def _freeze_page(answer: Mapping[str, Any]) -> dict[str, Any]:
     if "LastEvaluatedKey" in answer:
         page["LastEvaluatedKey"] = freeze(answer["LastEvaluatedKey"])
     return page
+
+
+def _statements(entries: object) -> list[object]:
+    """The PartiQL texts of ``Statements`` or ``TransactStatements`` (``None`` where unreadable)."""
+    if not isinstance(entries, list):
+        return [None]
+    return [entry.get("Statement") if isinstance(entry, dict) else None for entry in entries]
 
 
 def _in_view(response: dict[str, Any], view: View | None) -> dict[str, Any]:

@@ -12,7 +12,13 @@ from ._client import CachedClient
 from ._config import DEFAULT_MAX_BYTES, DEFAULT_TTL, CacheConfig, Clock, TableConfig
 from ._engine import Engine
 from ._errors import WrapError
-from ._resource import CachedResource, CachedTable, is_dynamodb_resource, is_dynamodb_table
+from ._resource import (
+    CachedResource,
+    CachedTable,
+    is_dynamodb_resource,
+    is_dynamodb_table,
+    speaks_python,
+)
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.service_resource import DynamoDBServiceResource
@@ -82,6 +88,12 @@ class Cache:
         if isinstance(client, CachedClient | CachedResource | CachedTable):
             raise WrapError(f"this {type(client).__name__} is already cached; wrap what it wraps")
         if is_dynamodb_backend(client):
+            if speaks_python(client):
+                raise WrapError(
+                    "this client belongs to a DynamoDB resource and speaks Python values "
+                    "(resource.meta.client): wrap the resource itself, or a plain "
+                    "session.client('dynamodb')"
+                )
             return CachedClient(self, client)
         if is_dynamodb_resource(client):
             return CachedResource(self, client)

@@ -40,6 +40,19 @@ _PYTHON_HANDLERS = (
 EngineCall = Callable[..., Awaitable[dict[str, Any]]]
 
 
+def speaks_python(client: Backend) -> bool:
+    """Whether ``client`` is a resource's client, converting Python ⇄ wire itself.
+
+    Such a client (``resource.meta.client``) takes and returns Python values, while
+    a ``CachedClient`` reads and caches wire format: wrapping it would cache
+    nothing right.
+    """
+    events = client.meta.events
+    emitter = getattr(events, "_emitter", events)
+    handlers = getattr(emitter, "_unique_id_handlers", {})
+    return any(unique_id in handlers for _, unique_id in _PYTHON_HANDLERS)
+
+
 def wire_client(client: Backend) -> Backend:
     """A twin of a resource's client that speaks wire format.
 

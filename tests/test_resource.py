@@ -884,3 +884,7 @@ async def test_wrap_refuses_tables_and_what_is_already_cached(
     for cached in (dynamodb, await dynamodb.Table(table)):
         with pytest.raises(aiodax.WrapError, match="already cached"):
             cache.wrap(cached)
+    # The resource's own client takes Python values: a CachedClient must not wrap it.
+    with pytest.raises(aiodax.WrapError, match=r"resource.meta.client"):
+        cache.wrap(ddb.meta.client)
+    assert isinstance(cache.wrap(dynamodb.wrapped), aiodax.CachedResource)

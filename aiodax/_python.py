@@ -33,7 +33,7 @@ from boto3.dynamodb.types import (  # type: ignore[import-untyped]
     TypeDeserializer,
 )
 
-from ._wire import ItemKey, WireItem
+from ._wire import ItemKey, WireItem, composite_key
 
 if TYPE_CHECKING:
     from botocore.model import OperationModel, ServiceModel
@@ -129,12 +129,7 @@ def key_of(key: dict[Any, Any]) -> ItemKey | None:
             return key_part(name, value)
     if len(key) == 2:
         (name_a, value_a), (name_b, value_b) = key.items()
-        part_a = key_part(name_a, value_a)
-        part_b = key_part(name_b, value_b)
-        if part_a is None or part_b is None:
-            return None
-        # Sorted by name, as canonical_key sorts; key_part made sure they are str.
-        return (*part_a, *part_b) if name_a < name_b else (*part_b, *part_a)
+        return composite_key(key_part(name_a, value_a), key_part(name_b, value_b))
     return None
 
 

@@ -83,12 +83,17 @@ def canonical_key(key: object) -> ItemKey | None:
             return key_part(name, value)
     if len(key) == 2:
         (name_a, value_a), (name_b, value_b) = key.items()
-        part_a = key_part(name_a, value_a)
-        part_b = key_part(name_b, value_b)
-        if part_a is None or part_b is None:
-            return None
-        return (*part_a, *part_b) if part_a[0] < part_b[0] else (*part_b, *part_a)
+        return composite_key(key_part(name_a, value_a), key_part(name_b, value_b))
     return None
+
+
+def composite_key(
+    part_a: tuple[str, str, Hashable] | None, part_b: tuple[str, str, Hashable] | None
+) -> ItemKey | None:
+    """Two attributes' canonical parts as one key, sorted by name; ``None`` if either is."""
+    if part_a is None or part_b is None:
+        return None
+    return (*part_a, *part_b) if part_a[0] < part_b[0] else (*part_b, *part_a)
 
 
 _NUMBER_CONTEXT: Final = Context(prec=60)  # exact for anything DynamoDB accepts

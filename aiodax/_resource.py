@@ -35,7 +35,7 @@ _PYTHON_HANDLERS = (
     ("after-call.dynamodb", "dynamodb-attr-value-output"),
 )
 
-#: An engine method: ``(backend, wire request)``, or with ``viewed`` calls
+#: An engine method: ``(backend, wire request)``, or for an operation with a view
 #: ``(backend, wire request, view)``, answering in the view's form.
 EngineCall = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -131,18 +131,17 @@ class CachedResource:
     def __repr__(self) -> str:
         return f"<aiodax.CachedResource wrapping {self._resource!r}>"
 
-    async def _call(
-        self, operation: str, method: EngineCall, params: dict[str, Any], *, viewed: bool = False
-    ) -> Any:
+    async def _call(self, operation: str, method: EngineCall, params: dict[str, Any]) -> Any:
         """``operation`` through ``method`` of the engine, in Python values both ways.
 
-        ``viewed``: the engine answers in Python values itself, from a conversion
-        it keeps with the cached answer, so a hit deserializes nothing.
+        A read with a view is answered in Python values by the engine itself, from a
+        conversion it keeps with the cached answer, so a hit deserializes nothing.
         """
         convert = self._convert
         request = convert.request(operation, params)
-        if viewed:
-            return await method(self._backend, request, self._views[operation])
+        view = self._views.get(operation)
+        if view is not None:
+            return await method(self._backend, request, view)
         return convert.response(operation, await method(self._backend, request))
 
     async def Table(self, *args: Any, **kwargs: Any) -> CachedTable:
@@ -150,7 +149,7 @@ class CachedResource:
         return CachedTable(self, await self._resource.Table(*args, **kwargs))
 
     async def batch_get_item(self, **kwargs: Any) -> Any:
-        return await self._call("batch_get_item", self._engine.batch_get_item, kwargs, viewed=True)
+        return await self._call("batch_get_item", self._engine.batch_get_item, kwargs)
 
     async def batch_write_item(self, **kwargs: Any) -> Any:
         return await self._call("batch_write_item", self._engine.batch_write_item, kwargs)
@@ -209,19 +208,17 @@ class CachedTable:
             self._name, key_of=key_of, view=python_view, meta=self._meta, general=self._get_item
         )
 
-    async def _call(
-        self, operation: str, method: EngineCall, kwargs: dict[str, Any], *, viewed: bool = False
-    ) -> Any:
+    async def _call(self, operation: str, method: EngineCall, kwargs: dict[str, Any]) -> Any:
         # As aioboto3's actions: the table's name first, the caller's arguments over
         # it, and the loaded attributes forgotten after a successful call.
         response = await self._resource._call(
-            operation, method, {"TableName": self._name, **kwargs}, viewed=viewed
+            operation, method, {"TableName": self._name, **kwargs}
         )
         self._meta.data = None
         return response
 
     async def _get_item(self, kwargs: dict[str, Any]) -> Any:
-        return await self._call("get_item", self._engine.get_item, kwargs, viewed=True)
+        return await self._call("get_item", self._engine.get_item, kwargs)
 
     async def put_item(self, **kwargs: Any) -> Any:
         return await self._call("put_item", self._engine.put_item, kwargs)
@@ -233,10 +230,10 @@ class CachedTable:
         return await self._call("delete_item", self._engine.delete_item, kwargs)
 
     async def query(self, **kwargs: Any) -> Any:
-        return await self._call("query", self._engine.query, kwargs, viewed=True)
+        return await self._call("query", self._engine.query, kwargs)
 
     async def scan(self, **kwargs: Any) -> Any:
-        return await self._call("scan", self._engine.scan, kwargs, viewed=True)
+        return await self._call("scan", self._engine.scan, kwargs)
 
     def batch_writer(
         self,

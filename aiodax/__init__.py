@@ -1,7 +1,6 @@
 """aiodax: DynamoDB Accelerator's caching, inside your asyncio process."""
 
 from ._cache import Cache
-from ._client import CachedClient
 from ._config import INHERIT, TableConfig
 from ._errors import (
     AiodaxError,
@@ -10,8 +9,10 @@ from ._errors import (
     ConfigurationTypeError,
     WrapError,
 )
-from ._resource import CachedResource, CachedTable
+from ._facades import CachedClient, CachedResource, CachedTable
+from ._rules.policy import RetryPolicy
 from ._sessions import client, resource
+from ._tiers import Invalidation, InvalidationBus, Load, SharedTier
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,12 @@ __all__ = [
     # configuration
     "INHERIT",
     "TableConfig",
+    "RetryPolicy",
+    # extension points: what a cross-process tier implements
+    "Invalidation",
+    "InvalidationBus",
+    "Load",
+    "SharedTier",
     # errors
     "AiodaxError",
     "CacheClosedError",

@@ -2,11 +2,13 @@
 
 aiodax calls a backend in exactly one way, ``await backend.<operation>(**request)``,
 and reads exactly one thing from its failures: whether DynamoDB may have applied
-a write that raised.
+a write that raised.  What ``Cache.wrap`` is handed (a client, a resource, one of
+its tables, a resource's own client) is told apart here too, and only here.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError, ParamValidationError
@@ -25,7 +27,18 @@ _SUSPECT_CODES: Final = frozenset(
 )
 
 
+#: What boto3's ``DynamoDBHighLevelResource`` registers on its client to speak
+#: Python: (event, unique id).  The engine's client must not run them.
+_PYTHON_HANDLERS: Final = (
+    ("provide-client-params.dynamodb", "dynamodb-create-params-copy"),
+    ("before-parameter-build.dynamodb", "dynamodb-condition-expression"),
+    ("before-parameter-build.dynamodb", "dynamodb-attr-value-input"),
+    ("after-call.dynamodb", "dynamodb-attr-value-output"),
+)
+
+
 def is_dynamodb_backend(candidate: object) -> bool:
+    """Whether ``candidate`` is a DynamoDB client (or has its ``meta`` and methods)."""
     meta = getattr(candidate, "meta", None)
     service_model = getattr(meta, "service_model", None)
     return getattr(service_model, "service_name", None) == "dynamodb" and callable(
@@ -46,3 +59,54 @@ def write_surely_not_applied(error: BaseException) -> bool:
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return 400 <= status < 500 and code not in _SUSPECT_CODES
     return False
+
+
+def speaks_python(client: Backend) -> bool:
+    """Whether ``client`` is a resource's client, converting Python ⇄ wire itself.
+
+    Such a client (``resource.meta.client``) takes and returns Python values, while
+    a ``CachedClient`` reads and caches wire format: wrapping it would cache
+    nothing right.
+    """
+    events = client.meta.events
+    emitter = getattr(events, "_emitter", events)
+    handlers = getattr(emitter, "_unique_id_handlers", {})
+    return any(unique_id in handlers for _, unique_id in _PYTHON_HANDLERS)
+
+
+def wire_client(client: Backend) -> Backend:
+    """A twin of a resource's client that speaks wire format.
+
+    It shares everything with ``client`` (HTTP session, signer, retry quota) except
+    its event emitter, a copy without boto3's Python transformation, so it lives
+    and dies with ``client``.  Building a second client instead would cost a
+    connection pool and settings (endpoint, credentials) a resource does not expose.
+    """
+    events = copy.copy(client.meta.events)
+    for event, unique_id in _PYTHON_HANDLERS:
+        events.unregister(event, unique_id=unique_id)
+    meta = copy.copy(client.meta)
+    meta.events = events
+    twin: Any = object.__new__(type(client))
+    twin.__dict__.update(vars(client))
+    twin.meta = meta
+    return twin  # type: ignore[no-any-return]
+
+
+def is_dynamodb_resource(candidate: object) -> bool:
+    """Whether ``candidate`` is a DynamoDB service resource (not one of its tables)."""
+    return _resource_name(candidate) == "dynamodb" and is_dynamodb_backend(
+        getattr(getattr(candidate, "meta", None), "client", None)
+    )
+
+
+def is_dynamodb_table(candidate: object) -> bool:
+    return _resource_name(candidate) == "Table"
+
+
+def _resource_name(candidate: object) -> object:
+    """The boto3 resource model's name (``"dynamodb"``, ``"Table"``) of a DynamoDB resource."""
+    meta = getattr(candidate, "meta", None)
+    if getattr(meta, "service_name", None) != "dynamodb":
+        return None
+    return getattr(getattr(meta, "resource_model", None), "name", None)

@@ -7,18 +7,13 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, overload
 
-from ._backend import is_dynamodb_backend
-from ._client import CachedClient
 from ._config import DEFAULT_MAX_BYTES, DEFAULT_TTL, CacheConfig, Clock, TableConfig
 from ._engine import Engine
-from ._errors import WrapError
-from ._resource import (
-    CachedResource,
-    CachedTable,
-    is_dynamodb_resource,
-    is_dynamodb_table,
-    speaks_python,
-)
+from ._errors import ConfigurationTypeError
+from ._facades import CachedClient, CachedResource, wrap
+from ._rules.policy import RetryPolicy
+from ._rules.wire import canonical_key
+from ._tiers import InvalidationBus, SharedTier
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.service_resource import DynamoDBServiceResource
@@ -41,6 +36,13 @@ class Cache:
         behaviour: pages live until their TTL).
     :param tables: per-table ``TableConfig`` overrides of the TTLs.
     :param clock: seconds on a monotonic clock; tests inject a fake one.
+    :param retry: how BatchGetItem's ``UnprocessedKeys`` are retried before they are
+        returned to the caller (``RetryPolicy()``: 5 retries, full jitter).
+    :param bus: an ``InvalidationBus`` telling other processes what this one drops,
+        and dropping what they tell; none by default (one process).
+    :param shared_tier: a ``SharedTier`` every miss goes through on its way to
+        DynamoDB; none by default.  Both start when the cache is entered
+        (``async with``) and stop when it closes.
     """
 
     __slots__ = ("_engine", "config")
@@ -55,6 +57,9 @@ class Cache:
         query_invalidation: str = "partition",
         tables: Mapping[str, TableConfig] | None = None,
         clock: Clock = time.monotonic,
+        retry: RetryPolicy | None = None,
+        bus: InvalidationBus | None = None,
+        shared_tier: SharedTier | None = None,
     ) -> None:
         self.config = CacheConfig.build(
             item_ttl=item_ttl,
@@ -65,7 +70,15 @@ class Cache:
             tables=tables,
             clock=clock,
         )
-        self._engine = Engine(self.config)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigurationTypeError("retry must be an aiodax.RetryPolicy")
+        for name, seam, protocol in (
+            ("bus", bus, InvalidationBus),
+            ("shared_tier", shared_tier, SharedTier),
+        ):
+            if seam is not None and not isinstance(seam, protocol):
+                raise ConfigurationTypeError(f"{name} must implement aiodax.{protocol.__name__}")
+        self._engine = Engine(self.config, retry=retry, bus=bus, tier=shared_tier)
 
     def __repr__(self) -> str:
         return f"<aiodax.Cache {self.config!r}>"
@@ -85,50 +98,26 @@ class Cache:
         ``CachedTable``.  Both flavours of one ``Cache`` share its entries: a write
         through either is seen by reads through the other.
         """
-        if isinstance(client, CachedClient | CachedResource | CachedTable):
-            raise WrapError(f"this {type(client).__name__} is already cached; wrap what it wraps")
-        if is_dynamodb_backend(client):
-            if speaks_python(client):
-                raise WrapError(
-                    "this client belongs to a DynamoDB resource and speaks Python values "
-                    "(resource.meta.client): wrap the resource itself, or a plain "
-                    "session.client('dynamodb')"
-                )
-            return CachedClient(self, client)
-        if is_dynamodb_resource(client):
-            return CachedResource(self, client)
-        if is_dynamodb_table(client):
-            raise WrapError(
-                "Cache.wrap expects the DynamoDB service resource, not one of its tables: "
-                "wrap session.resource('dynamodb') and await its Table(name)"
-            )
-        raise WrapError(
-            "Cache.wrap expects an aiobotocore DynamoDB client (session.client('dynamodb')) "
-            f"or service resource (session.resource('dynamodb')), not {type(client).__name__}"
-        )
+        return wrap(self, self._engine, client)
 
     def stats(self) -> dict[str, Any]:
         """Counters named like DAX's CloudWatch metrics, plus aiodax's own."""
-        engine = self._engine
-        return engine.stats.snapshot(
-            evicted_count=engine.store.evicted_count,
-            evicted_size=engine.store.evicted_size,
-            current_size=engine.store.current_size,
-            current_entries=len(engine.store),
-            in_flight=len(engine._item_flights) + len(engine._page_flights),
-        )
+        return self._engine.stats()
 
     def invalidate(self, table: str, key: Mapping[str, Any]) -> None:
         """Forget one item (wire-format ``key``) and the query pages a write to it would."""
-        self._engine.invalidate(table, key)
+        canonical = canonical_key(dict(key) if isinstance(key, Mapping) else key)
+        if canonical is None:
+            raise ValueError(f"not a DynamoDB wire-format key: {key!r}")
+        self._engine.invalidator.drop_item(table, canonical)
 
     def invalidate_table(self, table: str) -> None:
         """Forget every item and page of ``table``."""
-        self._engine.invalidate_table(table)
+        self._engine.invalidator.drop_table(table)
 
     def clear(self) -> None:
         """Forget everything."""
-        self._engine.clear()
+        self._engine.invalidator.drop_all()
 
     @property
     def closed(self) -> bool:
@@ -139,6 +128,7 @@ class Cache:
         await self._engine.aclose()
 
     async def __aenter__(self) -> Self:
+        await self._engine.start()
         return self
 
     async def __aexit__(

@@ -7,30 +7,32 @@ cancelled or timed-out caller only leaves.  When the last caller leaves, the cal
 is cancelled and its keys are forgotten at once: a newcomer starts a fresh flight
 instead of inheriting a cancellation.
 
-A flight stores what it loaded (through the ``store`` callback) in the same step
-as it completes, unless a write *detached* the key meanwhile: the result still
-reaches the callers already waiting, whose reads overlapped the write, but never
-lands in the cache, and callers arriving after the write start a new flight.
+What a flight loaded is stored by its ``load`` itself (``_engine.loader``), and
+whether it may be is decided there (``_engine.guards``).  A drop *detaches* the
+keys of flights it makes stale: the result still reaches the callers already
+waiting, whose reads overlapped the drop, but callers arriving after it start a
+new flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Hashable, Iterable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
 class Flight(Generic[K, V]):
-    __slots__ = ("detached", "keys", "label", "task", "waiters")
+    """One load in progress, for ``keys``, and how many callers await it."""
 
-    def __init__(self, keys: tuple[K, ...], label: Any) -> None:
+    __slots__ = ("keys", "tags", "task", "waiters")
+
+    def __init__(self, keys: tuple[K, ...], tags: tuple[Hashable, ...]) -> None:
         self.keys = keys
-        #: What the caller that started the flight wants to find it by again.
-        self.label = label
-        self.detached: set[K] = set()
+        #: What drops find the flight by, besides its keys (a page's tags).
+        self.tags = tags
         self.waiters = 0
         self.task: asyncio.Task[Mapping[K, V]]
 
@@ -54,14 +56,13 @@ class Flights(Generic[K, V]):
         self,
         keys: Iterable[K],
         load: Callable[[], Awaitable[Mapping[K, V]]],
-        store: Callable[[K, V], None],
         *,
-        label: Any = None,
+        tags: tuple[Hashable, ...] = (),
     ) -> Flight[K, V]:
-        flight: Flight[K, V] = Flight(tuple(keys), label)
+        flight: Flight[K, V] = Flight(tuple(keys), tags)
         for key in flight.keys:
             self._by_key[key] = flight
-        flight.task = asyncio.get_running_loop().create_task(self._run(flight, load, store))
+        flight.task = asyncio.get_running_loop().create_task(self._run(flight, load))
         self._tasks.add(flight.task)
         flight.task.add_done_callback(self._finished)
         return flight
@@ -70,18 +71,11 @@ class Flights(Generic[K, V]):
         self,
         flight: Flight[K, V],
         load: Callable[[], Awaitable[Mapping[K, V]]],
-        store: Callable[[K, V], None],
     ) -> Mapping[K, V]:
         try:
-            results = await load()
+            return await load()
         finally:
             self._unregister(flight)
-        # No await between the unregistering above and here: a write cannot slip
-        # in between the check of ``detached`` and the store.
-        for key, value in results.items():
-            if key not in flight.detached:
-                store(key, value)
-        return results
 
     def _finished(self, task: asyncio.Task[Mapping[K, V]]) -> None:
         self._tasks.discard(task)
@@ -94,19 +88,13 @@ class Flights(Generic[K, V]):
             if self._by_key.get(key) is flight:
                 del self._by_key[key]
 
-    def detach(self, key: K) -> bool:
-        """Make the flight loading ``key`` (if any) neither store it nor take joiners."""
-        flight = self._by_key.pop(key, None)
-        if flight is None:
-            return False
-        flight.detached.add(key)
-        return True
+    def detach(self, key: K) -> None:
+        """Callers asking for ``key`` from now on start a new flight."""
+        self._by_key.pop(key, None)
 
-    def detach_where(self, predicate: Callable[[K, Flight[K, V]], bool]) -> int:
-        keys = [key for key, flight in self._by_key.items() if predicate(key, flight)]
-        for key in keys:
-            self.detach(key)
-        return len(keys)
+    def detach_where(self, predicate: Callable[[K, Flight[K, V]], bool]) -> None:
+        for key in [key for key, flight in self._by_key.items() if predicate(key, flight)]:
+            del self._by_key[key]
 
     async def wait(self, flights: Collection[Flight[K, V]]) -> dict[K, V]:
         """Await every flight; on cancellation or failure, leave them cleanly."""

@@ -14,8 +14,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from ._cache import Cache
-from ._client import CachedClient
-from ._resource import CachedResource
+from ._facades import CachedClient, CachedResource
 
 if TYPE_CHECKING:
     from aioboto3 import Session

@@ -15,10 +15,11 @@ before one that was not.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable
 from typing import Any, Final
 
-from ._wire import Image, Projection, size_of
+from ._rules.projection import Projection
+from ._rules.wire import Image, size_of
 
 #: Bytes an entry costs beyond its payload: the ordered dict's node and hash slot,
 #: the entry object and its variants dict, measured with tracemalloc on CPython 3.11.
@@ -32,7 +33,7 @@ class ItemEntry:
     reads; projections, the rarer case, live in a dict beside it.
     """
 
-    __slots__ = ("expires_at", "image", "projections", "python", "referenced", "size", "tags")
+    __slots__ = ("expires_at", "image", "projections", "referenced", "size", "tags", "view")
 
     def __init__(
         self,
@@ -51,16 +52,17 @@ class ItemEntry:
         self.tags = tags
         self.size = size
         self.referenced = False
-        #: a function serving copies of the whole item in the resource facade's
-        #: Python values, made when the facade first reads the entry (``Engine.View``);
-        #: ``None`` until then.  An entry is never updated in place: it dies with ``image``
-        self.python: Callable[[], Any] | None = None
+        #: a function serving copies of the whole item in a facade's form (the
+        #: resource's Python values), made when the facade first reads the entry
+        #: (``_engine.views``); ``None`` until then.  An entry is never updated in
+        #: place: it dies with ``image``
+        self.view: Callable[[], Any] | None = None
 
 
 class PageEntry:
     """One cached Query or Scan response page."""
 
-    __slots__ = ("expires_at", "page", "python", "referenced", "size", "tags")
+    __slots__ = ("expires_at", "page", "referenced", "size", "tags", "view")
 
     def __init__(
         self, page: dict[str, Any], expires_at: float, tags: tuple[Hashable, ...], size: int
@@ -70,8 +72,8 @@ class PageEntry:
         self.tags = tags
         self.size = size
         self.referenced = False
-        #: as ``ItemEntry.python``, for the whole response page
-        self.python: Callable[[], Any] | None = None
+        #: as ``ItemEntry.view``, for the whole response page
+        self.view: Callable[[], Any] | None = None
 
 
 Entry = ItemEntry | PageEntry
@@ -82,6 +84,8 @@ def entry_size(key: Hashable, payload: object) -> int:
 
 
 class Store:
+    """Entries by key, findable by tag, evicted by CLOCK past ``max_bytes``."""
+
     __slots__ = ("_by_tag", "current_size", "entries", "evicted_count", "evicted_size", "max_bytes")
 
     def __init__(self, max_bytes: int) -> None:
@@ -152,15 +156,10 @@ class Store:
             count += self.discard(key)
         return count
 
-    def keys_tagged(self, tag: Hashable) -> Iterable[Hashable]:
-        return tuple(self._by_tag.get(tag, ()))
-
-    def clear(self) -> int:
-        count = len(self.entries)
+    def clear(self) -> None:
         self.entries.clear()
         self._by_tag.clear()
         self.current_size = 0
-        return count
 
     def _forget(self, key: Hashable, entry: Entry) -> None:
         self.current_size -= entry.size

@@ -13,9 +13,11 @@ import pytest
 from botocore import xform_name
 
 import aiodax
-from aiodax._engine import Engine, _freeze_page
-from aiodax._python import Converter, python_view
-from aiodax._wire import canonical_key, freeze
+from aiodax._engine import Engine
+from aiodax._engine.views import item_copies, page_copies
+from aiodax._facades.python import Converter, python_view
+from aiodax._rules.responses import freeze_page
+from aiodax._rules.wire import canonical_key, freeze
 
 WireItem = dict[str, Any]
 
@@ -71,7 +73,11 @@ def store_items(engine: Engine, make: Callable[[int], WireItem], count: int) -> 
         item = as_parsed(make(i))
         key = canonical_key({name: item[name] for name in ("pk", "sk") if name in item})
         assert key is not None
-        engine._store_image("table", key, None, freeze(item))
+        engine.items.store_image("table", key, None, freeze(item))
+
+
+def new_engine(max_bytes: int = 2**40) -> Engine:
+    return Engine(aiodax.Cache(max_bytes=max_bytes).config)
 
 
 @pytest.fixture
@@ -97,21 +103,21 @@ def traced() -> Iterator[Callable[[], int]]:
 def test_size_estimate_is_within_2x_of_retained_memory(
     traced: Callable[[], int], make: Callable[[int], WireItem], count: int
 ) -> None:
-    engine = aiodax.Cache(max_bytes=2**40)._engine
+    engine = new_engine()
     store_items(engine, make, count)
     retained = traced()
-    assert len(engine.store) == count
-    assert retained / 2 <= engine.store.current_size <= retained * 2
+    assert len(engine.shared.store) == count
+    assert retained / 2 <= engine.shared.store.current_size <= retained * 2
 
 
 def test_streaming_more_than_fits_stays_within_2x_of_max_bytes(
     traced: Callable[[], int],
 ) -> None:
     max_bytes = 2**19
-    cache = aiodax.Cache(max_bytes=max_bytes)
-    store_items(cache._engine, scalar_item, 1000)
+    engine = new_engine(max_bytes)
+    store_items(engine, scalar_item, 1000)
     retained = traced()
-    stats = cache.stats()
+    stats = engine.stats()
     assert stats["EvictedCount"] > 0
     assert stats["CurrentSize"] <= max_bytes
     assert max_bytes / 2 <= retained <= max_bytes * 2
@@ -125,16 +131,16 @@ def test_streaming_more_than_fits_stays_within_2x_of_max_bytes(
 def test_python_views_are_sized_within_2x_of_their_memory(
     traced: Callable[[], int], make: Callable[[int], WireItem], count: int
 ) -> None:
-    engine = aiodax.Cache(max_bytes=2**40)._engine
+    engine = new_engine()
     store_items(engine, make, count)
-    wire_memory, wire_size = traced(), engine.store.current_size
+    wire_memory, wire_size = traced(), engine.shared.store.current_size
 
-    for store_key, entry in list(engine.store.entries.items()):
+    for store_key, entry in list(engine.shared.store.entries.items()):
         table, *key = store_key  # type: ignore[misc]
-        engine._item_copies(table, tuple(key), None, entry.image, python_view)  # type: ignore[union-attr]
+        item_copies(engine.shared.store, table, tuple(key), None, entry.image, python_view)  # type: ignore[union-attr]
 
     view_memory = traced() - wire_memory
-    view_size = engine.store.current_size - wire_size
+    view_size = engine.shared.store.current_size - wire_size
     assert view_memory / 2 <= view_size <= view_memory * 2
 
 
@@ -143,16 +149,16 @@ def test_python_views_of_pages_are_sized_within_2x_of_their_memory(
 ) -> None:
     service = botocore.session.get_session().get_service_model("dynamodb")
     convert = Converter(service, {xform_name(name): name for name in service.operation_names})
-    engine = aiodax.Cache(max_bytes=2**40)._engine
+    engine = new_engine()
     for page in range(20):
         items = [as_parsed(nested_item(page * 50 + i)) for i in range(50)]
         answer = {"Items": items, "Count": len(items), "ScannedCount": len(items)}
-        engine._store_page(("table", page), _freeze_page(answer), ())
-    wire_memory, wire_size = traced(), engine.store.current_size
+        engine.pages.store_page(("table", "pages", "query", page), freeze_page(answer), ())
+    wire_memory, wire_size = traced(), engine.shared.store.current_size
 
-    for page_key, entry in list(engine.store.entries.items()):
-        engine._page_view(page_key, entry.page, convert.response_view("query"))  # type: ignore[union-attr]
+    for page_key, entry in list(engine.shared.store.entries.items()):
+        page_copies(engine.shared.store, page_key, entry.page, convert.response_view("query"))  # type: ignore[union-attr]
 
     view_memory = traced() - wire_memory
-    view_size = engine.store.current_size - wire_size
+    view_size = engine.shared.store.current_size - wire_size
     assert view_memory / 2 <= view_size <= view_memory * 2

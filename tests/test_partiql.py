@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 import aiodax
-from aiodax._partiql import written_tables
+from aiodax._rules.partiql import written_tables
 from aiodax.testing import InstrumentedClient
 from tests.support import until
 
@@ -154,7 +154,7 @@ async def test_a_write_aiodax_cannot_read_drops_everything(
     await raw_client.put_item(TableName=other, Item={**key("a"), "v": {"S": "other a"}})
     await value_through(cached, other, "a")
     # As if the statement's table could not be read off it.
-    monkeypatch.setattr("aiodax._engine.written_tables", lambda statements: None)
+    monkeypatch.setattr("aiodax._rules.writes.written_tables", lambda statements: None)
 
     await cached.execute_statement(**update_a(seeded))
 

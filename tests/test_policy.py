@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from aiodax._policy import RetryPolicy, expiry
+from aiodax._rules.policy import RetryPolicy, expiry
 
 
 @pytest.mark.parametrize("ttl", [0, 0.0, -1])

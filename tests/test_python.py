@@ -1,4 +1,4 @@
-"""Python views: the copies a resource-flavour hit hands out (``aiodax._python``)."""
+"""Python views: the copies a resource-flavour hit hands out (``aiodax._facades.python``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from boto3.dynamodb.types import Binary  # type: ignore[import-untyped]
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiodax._python import copies_of, python_view
+from aiodax._facades.python import copies_of, python_view
 
 scalars = st.one_of(
     st.text(max_size=5),

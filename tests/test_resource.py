@@ -577,11 +577,15 @@ async def test_batch_get_and_write_item_on_the_resource(
 
 
 async def test_unprocessed_keys_come_back_in_python_values(
-    cache: aiodax.Cache, dynamodb: aiodax.CachedResource, ddb: DynamoDBServiceResource, table: str
+    ddb: DynamoDBServiceResource, table: str
 ) -> None:
     await (await ddb.Table(table)).put_item(Item={"pk": "a", "n": Decimal(1)})
     await (await ddb.Table(table)).put_item(Item={"pk": "b", "n": Decimal(2)})
-    cache._engine.retry = type(cache._engine.retry)(attempts=1, base=0.001, cap=0.002)
+    async with aiodax.Cache(retry=aiodax.RetryPolicy(attempts=1, base=0.001, cap=0.002)) as cache:
+        await _unprocessed_keys_in_python_values(cache.wrap(ddb), table)
+
+
+async def _unprocessed_keys_in_python_values(dynamodb: aiodax.CachedResource, table: str) -> None:
     keys = {table: {"Keys": [{"pk": "a"}, {"pk": "b"}], "ProjectionExpression": "n"}}
     await dynamodb.batch_get_item(RequestItems={table: {"Keys": [{"pk": "b"}]}})  # cached
     dynamodb._backend = Unprocessing(dynamodb._backend, refusals=100)  # type: ignore[assignment]

@@ -187,8 +187,7 @@ async def test_unprocessed_keys_are_retried_then_returned_as_dynamodb_does(
 ) -> None:
     await seed(raw_client, table, "a")
     backend = Unprocessing(raw_client, refusals)
-    async with aiodax.Cache() as cache:
-        cache._engine.retry = type(cache._engine.retry)(attempts=3, base=0.001, cap=0.002)
+    async with aiodax.Cache(retry=aiodax.RetryPolicy(attempts=3, base=0.001, cap=0.002)) as cache:
         cached = cache.wrap(backend)  # type: ignore[arg-type]
         request = {table: {"Keys": [key("a")], "ProjectionExpression": "v"}}
 

@@ -11,17 +11,9 @@ from typing import Any
 
 import pytest
 
-from aiodax._wire import (
-    KeySchema,
-    ReadOnlyDict,
-    ReadOnlyList,
-    canonical_key,
-    fingerprint,
-    freeze,
-    projection_of,
-    thaw,
-    top_level_names,
-)
+from aiodax._rules.projection import fingerprint, projection_of, top_level_names
+from aiodax._rules.schema import KeySchema
+from aiodax._rules.wire import ReadOnlyDict, ReadOnlyList, canonical_key, freeze, thaw
 
 ITEM: dict[str, Any] = {
     "pk": {"S": "user#1"},

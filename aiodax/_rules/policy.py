@@ -10,6 +10,8 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from .._errors import ConfigurationError
+
 
 def expiry(now: float, ttl: float) -> float | None:
     """When an entry stored at ``now`` stops being fresh; ``None`` = do not store it.
@@ -29,11 +31,23 @@ class RetryPolicy:
 
     Full jitter spreads the retries of many coalesced batches apart, which is the
     point when DynamoDB returned unprocessed keys because a partition was hot.
+    ``attempts`` retries follow the first request; the n-th waits a random time
+    below ``min(cap, base * 2**n)`` seconds.
     """
 
     attempts: int = 5
     base: float = 0.025
     cap: float = 1.0
+
+    def __post_init__(self) -> None:
+        if type(self.attempts) is not int or self.attempts < 0:
+            raise ConfigurationError(f"attempts must be an int >= 0, got {self.attempts!r}")
+        for name in ("base", "cap"):
+            value = getattr(self, name)
+            if type(value) not in (int, float) or not 0 <= value < math.inf:
+                raise ConfigurationError(
+                    f"{name} must be a finite number of seconds >= 0, got {value!r}"
+                )
 
     def delays(self, rand: Callable[[], float] = random.random) -> Iterator[float]:
         for attempt in range(self.attempts):

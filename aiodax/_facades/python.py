@@ -8,8 +8,8 @@ aioboto3's resource would produce.
 
 A hit must not pay for ``TypeDeserializer`` (6–18 µs for ten attributes, the whole
 item hit budget is about 1 µs; a millisecond for a 100-item page).  So each cached
-item or page gets a *Python view* (``Engine.View``): converted once and kept beside
-its wire form in the store entry (``ItemEntry.python``, ``PageEntry.python``); a hit
+item or page gets a *Python view* (``_engine.views``): converted once and kept beside
+its wire form in the store entry (``ItemEntry.view``, ``PageEntry.view``); a hit
 hands out a copy of it in which only the containers are new.  Strings, ``Decimal``,
 ``Binary``, booleans and ``None`` are immutable (or treated so), which makes that
 copy as safe as a deep one.
@@ -18,7 +18,7 @@ copy as safe as a deep one.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
@@ -33,7 +33,7 @@ from boto3.dynamodb.types import (  # type: ignore[import-untyped]
     TypeDeserializer,
 )
 
-from ._wire import ItemKey, WireItem, composite_key
+from .._rules.wire import ItemKey, KeyPart, WireItem, composite_key
 
 if TYPE_CHECKING:
     from botocore.model import OperationModel, ServiceModel
@@ -118,22 +118,22 @@ def _size(value: Any) -> int:
     return size
 
 
-def key_of(key: dict[Any, Any]) -> ItemKey | None:
+def python_key(key: dict[Any, Any]) -> ItemKey | None:
     """The canonical form of a Python ``Key`` (as ``canonical_key`` of its wire form).
 
     ``None`` sends the request the general way, which then raises boto3's error or
-    asks DynamoDB; see ``key_part`` for which values take this fast way.
+    asks DynamoDB; see ``python_key_part`` for which values take this fast way.
     """
     if len(key) == 1:
         for name, value in key.items():
-            return key_part(name, value)
+            return python_key_part(name, value)
     if len(key) == 2:
         (name_a, value_a), (name_b, value_b) = key.items()
-        return composite_key(key_part(name_a, value_a), key_part(name_b, value_b))
+        return composite_key(python_key_part(name_a, value_a), python_key_part(name_b, value_b))
     return None
 
 
-def key_part(name: Any, value: Any) -> tuple[str, str, Hashable] | None:
+def python_key_part(name: Any, value: Any) -> KeyPart | None:
     """One attribute of a Python key in canonical form, or ``None`` for the general path.
 
     Mirrors ``TypeSerializer`` for the key types (``str`` → S; ``int`` and ``Decimal``

@@ -1,4 +1,4 @@
-"""DynamoDB's wire format (``{"S": "x"}``): canonical keys, fingerprints, images, sizes.
+"""DynamoDB's wire format (``{"S": "x"}``): canonical keys, images, sizes.
 
 The engine works on wire-format requests and responses only.  This module turns
 them into the hashable, type-exact forms the store and the flights are keyed by,
@@ -10,9 +10,9 @@ from __future__ import annotations
 import copy
 import re
 import sys
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping
 from decimal import Context, Decimal, InvalidOperation
-from typing import Any, Final, Literal, NoReturn, TypeAlias
+from typing import Any, Final, NoReturn, TypeAlias
 
 #: ``(attribute name, wire type, canonical value[, name, type, value])``, sorted
 #: by name.  Flat, so that hashing a store key walks one tuple, not two.
@@ -23,31 +23,12 @@ WireItem: TypeAlias = dict[str, Any]
 Image: TypeAlias = "WireItem | None"
 
 
-class KeySchema:
-    """A table's (or index's) key attribute names, from ``DescribeTable``."""
-
-    __slots__ = ("hash_key", "names", "range_key")
-
-    def __init__(self, hash_key: str, range_key: str | None) -> None:
-        self.hash_key = hash_key
-        self.range_key = range_key
-        self.names: tuple[str, ...] = (hash_key,) if range_key is None else (hash_key, range_key)
-
-    def __repr__(self) -> str:
-        return f"KeySchema(hash_key={self.hash_key!r}, range_key={self.range_key!r})"
-
-    def key_of(self, item: Mapping[str, Any]) -> ItemKey | None:
-        """The canonical key of a full item, or ``None`` when it lacks a key attribute."""
-        return canonical_key({name: item.get(name) for name in self.names})
-
-    def partition_of(self, key: ItemKey) -> tuple[str, str, Any] | None:
-        for index in range(0, len(key), 3):
-            if key[index] == self.hash_key:
-                return key[index : index + 3]
-        return None
+#: One key attribute in canonical form: ``(name, wire type, canonical value)``.
+KeyPart: TypeAlias = tuple[str, str, Hashable]
 
 
-def key_part(name: object, value: object) -> tuple[str, str, Any] | None:
+def key_part(name: object, value: object) -> KeyPart | None:
+    """One wire key attribute in canonical form, or ``None`` if it cannot be a key."""
     # isinstance, not type(): a value taken from a served item is a ReadOnlyDict.
     if type(name) is not str or not isinstance(value, dict) or len(value) != 1:
         return None
@@ -67,19 +48,15 @@ def canonical_key(key: object) -> ItemKey | None:
     """The type-exact, hashable form of a wire key; ``None`` if it cannot be a key.
 
     Numbers compare by value (``"1"`` and ``"1.0"`` name the same item in DynamoDB,
-    and ``Decimal`` hashes them alike), strings and binaries by content, and the
-    type tag keeps ``{"N": "1"}`` apart from ``{"S": "1"}``.  A key this function
-    rejects is sent to DynamoDB uncached, so the caller gets DynamoDB's own error.
+    and ``Decimal`` hashes them alike; so does an ``int``, which the hit paths use
+    for plain integers), strings and binaries by content, and the type tag keeps
+    ``{"N": "1"}`` apart from ``{"S": "1"}``.  A key this function rejects is sent
+    to DynamoDB uncached, so the caller gets DynamoDB's own error.
     """
     if type(key) is not dict:
         return None
     if len(key) == 1:
         for name, value in key.items():
-            # The hot path: a single string partition key.
-            if type(value) is dict and len(value) == 1 and type(name) is str:
-                raw = value.get("S")
-                if type(raw) is str and raw:
-                    return (name, "S", raw)
             return key_part(name, value)
     if len(key) == 2:
         (name_a, value_a), (name_b, value_b) = key.items()
@@ -87,9 +64,7 @@ def canonical_key(key: object) -> ItemKey | None:
     return None
 
 
-def composite_key(
-    part_a: tuple[str, str, Hashable] | None, part_b: tuple[str, str, Hashable] | None
-) -> ItemKey | None:
+def composite_key(part_a: KeyPart | None, part_b: KeyPart | None) -> ItemKey | None:
     """Two attributes' canonical parts as one key, sorted by name; ``None`` if either is."""
     if part_a is None or part_b is None:
         return None
@@ -261,125 +236,3 @@ def size_of(obj: object) -> int:
         for value in obj:
             size += size_of(value)
     return size
-
-
-# ---------------------------------------------------------------------------
-# Projections and fingerprints.
-
-#: One canonical projection: sorted, placeholder-free document paths.
-Projection: TypeAlias = tuple[str, ...]
-
-
-def projection_of(request: Mapping[str, Any]) -> Projection | Literal[False] | None:
-    """The canonical projection of a read request.
-
-    ``None`` = the whole item; ``False`` = a projection aiodax cannot read, which
-    the caller then sends uncached so that DynamoDB judges it.
-    """
-    expression = request.get("ProjectionExpression")
-    legacy = request.get("AttributesToGet")
-    if expression is None and legacy is None:
-        return False if "ExpressionAttributeNames" in request else None
-    if expression is not None and legacy is not None:
-        return False
-    if legacy is not None:
-        if not isinstance(legacy, list | tuple) or not legacy:
-            return False
-        if not all(isinstance(name, str) and name for name in legacy):
-            return False
-        return tuple(sorted({_path_text((name,)) for name in legacy}))
-    names = request.get("ExpressionAttributeNames")
-    if names is not None and (not isinstance(names, Mapping) or not names):
-        return False
-    if not isinstance(expression, str):
-        return False
-    names = names or {}
-    used: set[str] = set()
-    paths = []
-    for raw_path in expression.split(","):
-        path = _parse_path(raw_path.strip(), names, used)
-        if path is None:
-            return False
-        paths.append(_path_text(path))
-    if used != set(names):
-        return False  # DynamoDB rejects unused names; let it say so
-    return tuple(sorted(set(paths)))
-
-
-def _parse_path(
-    text: str, names: Mapping[str, Any], used: set[str]
-) -> tuple[str | int, ...] | None:
-    if not text:
-        return None
-    elements: list[str | int] = []
-    for dotted in text.split("."):
-        head, bracket, rest = dotted.partition("[")
-        head = head.strip()
-        if head.startswith("#"):
-            resolved = names.get(head)
-            if not isinstance(resolved, str):
-                return None
-            used.add(head)
-            head = resolved
-        elif not head.replace("_", "a").isalnum():
-            return None
-        elements.append(head)
-        while bracket:
-            index, closing, rest = rest.partition("]")
-            index = index.strip()
-            if not closing or not (index.isascii() and index.isdigit()):
-                return None
-            elements.append(int(index))
-            rest = rest.strip()
-            if not rest:
-                break
-            if not rest.startswith("["):
-                return None
-            rest = rest[1:]
-    return tuple(elements)
-
-
-def _path_text(path: tuple[str | int, ...]) -> str:
-    # Escaping keeps ``a.b`` (a nested path) apart from an attribute named "a.b".
-    return "".join(
-        f"[{element}]"
-        if isinstance(element, int)
-        else "." + element.replace("\\", "\\\\").replace(".", "\\.").replace("[", "\\[")
-        for element in path
-    )
-
-
-def top_level_names(projection: Projection) -> tuple[str, ...] | None:
-    """Attribute names when every path is a top-level attribute, else ``None``."""
-    names = []
-    for text in projection:
-        name = text[1:]
-        if "\\" in name or "[" in name or "." in name:
-            return None
-        names.append(name)
-    return tuple(names)
-
-
-def project(item: WireItem, names: Sequence[str]) -> WireItem:
-    return {name: item[name] for name in names if name in item}
-
-
-def fingerprint(value: Any) -> Hashable:
-    """A hashable, type-exact and order-insensitive (for maps) form of request data.
-
-    Never ``str()`` of a dict: that depends on insertion order and conflates
-    ``True`` with ``"True"``.  ``1``, ``1.0`` and ``True`` are equal in Python, so
-    scalars carry their type.
-    """
-    kind = type(value)
-    if kind is str or value is None:
-        return value  # type: ignore[no-any-return]
-    if isinstance(value, dict):  # read-only maps from cached answers included
-        return ("M", tuple(sorted((key, fingerprint(item)) for key, item in value.items())))
-    if isinstance(value, list | tuple):
-        return ("L", tuple(fingerprint(item) for item in value))
-    if isinstance(value, bytes | bytearray):
-        return ("B", bytes(value))
-    if isinstance(value, set | frozenset):
-        return ("S", frozenset(fingerprint(item) for item in value))
-    return (kind.__name__, value)

@@ -6,89 +6,30 @@ facades here take the same calls and give the same answers, through the engine t
 client flavour uses: one ``Cache``, one set of entries, whichever flavour wrote them.
 
 A resource's client converts Python ⇄ wire in botocore event handlers on every
-call.  The engine needs wire format, so the facade converts once itself (``_python``)
+call.  The engine needs wire format, so the facade converts once itself (``python.py``)
 and sends the wire request through a twin of that client without the handlers: the
 same connection pool, credentials and retry state, closed with the resource.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aioboto3.dynamodb.table import BatchWriter
 
-from ._backend import Backend, is_dynamodb_backend
-from ._engine import Engine, View
-from ._python import Converter, key_of, python_view
+from .._backend import wire_client
+from .._engine import Engine, View
+from .python import Converter, python_key, python_view
 
 if TYPE_CHECKING:
-    from ._cache import Cache
+    from collections.abc import Awaitable, Callable
 
-#: What boto3's ``DynamoDBHighLevelResource`` registers on its client to speak
-#: Python: (event, unique id).  The engine's client must not run them.
-_PYTHON_HANDLERS = (
-    ("provide-client-params.dynamodb", "dynamodb-create-params-copy"),
-    ("before-parameter-build.dynamodb", "dynamodb-condition-expression"),
-    ("before-parameter-build.dynamodb", "dynamodb-attr-value-input"),
-    ("after-call.dynamodb", "dynamodb-attr-value-output"),
-)
+    from .._cache import Cache
 
-#: An engine method: ``(backend, wire request)``, or for an operation with a view
-#: ``(backend, wire request, view)``, answering in the view's form.
-EngineCall = Callable[..., Awaitable[dict[str, Any]]]
-
-
-def speaks_python(client: Backend) -> bool:
-    """Whether ``client`` is a resource's client, converting Python ⇄ wire itself.
-
-    Such a client (``resource.meta.client``) takes and returns Python values, while
-    a ``CachedClient`` reads and caches wire format: wrapping it would cache
-    nothing right.
-    """
-    events = client.meta.events
-    emitter = getattr(events, "_emitter", events)
-    handlers = getattr(emitter, "_unique_id_handlers", {})
-    return any(unique_id in handlers for _, unique_id in _PYTHON_HANDLERS)
-
-
-def wire_client(client: Backend) -> Backend:
-    """A twin of a resource's client that speaks wire format.
-
-    It shares everything with ``client`` (HTTP session, signer, retry quota) except
-    its event emitter, a copy without boto3's Python transformation, so it lives
-    and dies with ``client``.  Building a second client instead would cost a
-    connection pool and settings (endpoint, credentials) a resource does not expose.
-    """
-    events = copy.copy(client.meta.events)
-    for event, unique_id in _PYTHON_HANDLERS:
-        events.unregister(event, unique_id=unique_id)
-    meta = copy.copy(client.meta)
-    meta.events = events
-    twin: Any = object.__new__(type(client))
-    twin.__dict__.update(vars(client))
-    twin.meta = meta
-    return twin  # type: ignore[no-any-return]
-
-
-def is_dynamodb_resource(candidate: object) -> bool:
-    """Whether ``candidate`` is a DynamoDB service resource (not one of its tables)."""
-    return _resource_name(candidate) == "dynamodb" and is_dynamodb_backend(
-        getattr(getattr(candidate, "meta", None), "client", None)
-    )
-
-
-def is_dynamodb_table(candidate: object) -> bool:
-    return _resource_name(candidate) == "Table"
-
-
-def _resource_name(candidate: object) -> object:
-    """The boto3 resource model's name (``"dynamodb"``, ``"Table"``) of a DynamoDB resource."""
-    meta = getattr(candidate, "meta", None)
-    if getattr(meta, "service_name", None) != "dynamodb":
-        return None
-    return getattr(getattr(meta, "resource_model", None), "name", None)
+#: Read operations and the form their cached answers are served in: items one by
+#: one, or Query and Scan pages whole (made by the ``Converter``).
+_ITEM_VIEWS = ("get_item", "batch_get_item")
+_PAGE_VIEWS = ("query", "scan")
 
 
 class CachedResource:
@@ -103,21 +44,17 @@ class CachedResource:
 
     __slots__ = ("_backend", "_cache", "_convert", "_engine", "_resource", "_views")
 
-    def __init__(self, cache: Cache, resource: Any) -> None:
+    def __init__(self, cache: Cache, engine: Engine, resource: Any) -> None:
         self._cache = cache
-        self._engine = cache._engine
+        self._engine = engine
         self._resource = resource
         client = resource.meta.client
         self._backend = wire_client(client)
         self._convert = Converter(client.meta.service_model, client.meta.method_to_api_mapping)
-        #: how the engine serves these operations' cached answers in Python values:
-        #: items one by one, pages whole
-        self._views: dict[str, View] = {
-            "get_item": python_view,
-            "batch_get_item": python_view,
-            "query": self._convert.response_view("query"),
-            "scan": self._convert.response_view("scan"),
-        }
+        #: how the engine serves these operations' cached answers in Python values
+        self._views: dict[str, View] = dict.fromkeys(_ITEM_VIEWS, python_view)
+        for operation in _PAGE_VIEWS:
+            self._views[operation] = self._convert.response_view(operation)
 
     @property
     def cache(self) -> Cache:
@@ -131,35 +68,40 @@ class CachedResource:
     def __repr__(self) -> str:
         return f"<aiodax.CachedResource wrapping {self._resource!r}>"
 
-    async def _call(self, operation: str, method: EngineCall, params: dict[str, Any]) -> Any:
-        """``operation`` through ``method`` of the engine, in Python values both ways.
+    async def _call(self, operation: str, params: dict[str, Any]) -> Any:
+        """``operation`` through the engine, in Python values both ways.
 
-        A read with a view is answered in Python values by the engine itself, from a
-        conversion it keeps with the cached answer, so a hit deserializes nothing.
+        A read is answered in Python values by the engine itself, from a conversion
+        it keeps with the cached answer (its view), so a hit deserializes nothing.
         """
         convert = self._convert
+        engine, backend = self._engine, self._backend
         request = convert.request(operation, params)
         view = self._views.get(operation)
+        if operation == "get_item":
+            return await engine.items.get_item(backend, request, view)
+        if operation == "batch_get_item":
+            return await engine.batch.batch_get_item(backend, request, view)
         if view is not None:
-            return await method(self._backend, request, view)
-        return convert.response(operation, await method(self._backend, request))
+            return await engine.pages.read(backend, operation, request, view)
+        return convert.response(operation, await engine.writes.write(backend, operation, request))
 
     async def Table(self, *args: Any, **kwargs: Any) -> CachedTable:
         """``await resource.Table(name)``, as in aioboto3, cached."""
         return CachedTable(self, await self._resource.Table(*args, **kwargs))
 
     async def batch_get_item(self, **kwargs: Any) -> Any:
-        return await self._call("batch_get_item", self._engine.batch_get_item, kwargs)
+        return await self._call("batch_get_item", kwargs)
 
     async def batch_write_item(self, **kwargs: Any) -> Any:
-        return await self._call("batch_write_item", self._engine.batch_write_item, kwargs)
+        return await self._call("batch_write_item", kwargs)
 
     async def create_table(self, **kwargs: Any) -> CachedTable:
         """aioboto3's ``create_table``; nothing cached of an older table by that name holds."""
         try:
             table = await self._resource.create_table(**kwargs)
         finally:
-            _forget(self._engine, kwargs.get("TableName"))
+            self._engine.table_changed(kwargs.get("TableName"))
         return CachedTable(self, table)
 
     def __getattr__(self, name: str) -> Any:
@@ -184,7 +126,7 @@ class CachedTable:
 
     def __init__(self, resource: CachedResource, table: Any) -> None:
         self._resource = resource
-        self._engine = resource._engine
+        self._engine = resource._engine  # same module: the table is part of its resource
         self._table = table
         self._name: str = table.name
         self._meta = table.meta
@@ -205,35 +147,33 @@ class CachedTable:
     def _bind_get_item(self) -> Callable[..., Awaitable[Any]]:
         """The engine's hit path for this table, serving Python views of its items."""
         return self._engine.bind_table_get_item(
-            self._name, key_of=key_of, view=python_view, meta=self._meta, general=self._get_item
+            self._name, key_of=python_key, view=python_view, meta=self._meta, general=self._get_item
         )
 
-    async def _call(self, operation: str, method: EngineCall, kwargs: dict[str, Any]) -> Any:
+    async def _call(self, operation: str, kwargs: dict[str, Any]) -> Any:
         # As aioboto3's actions: the table's name first, the caller's arguments over
         # it, and the loaded attributes forgotten after a successful call.
-        response = await self._resource._call(
-            operation, method, {"TableName": self._name, **kwargs}
-        )
+        response = await self._resource._call(operation, {"TableName": self._name, **kwargs})
         self._meta.data = None
         return response
 
     async def _get_item(self, kwargs: dict[str, Any]) -> Any:
-        return await self._call("get_item", self._engine.get_item, kwargs)
+        return await self._call("get_item", kwargs)
 
     async def put_item(self, **kwargs: Any) -> Any:
-        return await self._call("put_item", self._engine.put_item, kwargs)
+        return await self._call("put_item", kwargs)
 
     async def update_item(self, **kwargs: Any) -> Any:
-        return await self._call("update_item", self._engine.update_item, kwargs)
+        return await self._call("update_item", kwargs)
 
     async def delete_item(self, **kwargs: Any) -> Any:
-        return await self._call("delete_item", self._engine.delete_item, kwargs)
+        return await self._call("delete_item", kwargs)
 
     async def query(self, **kwargs: Any) -> Any:
-        return await self._call("query", self._engine.query, kwargs)
+        return await self._call("query", kwargs)
 
     async def scan(self, **kwargs: Any) -> Any:
-        return await self._call("scan", self._engine.scan, kwargs)
+        return await self._call("scan", kwargs)
 
     def batch_writer(
         self,
@@ -256,20 +196,15 @@ class CachedTable:
         try:
             return await self._table.delete(**kwargs)
         finally:
-            _forget(self._engine, self._name)
+            self._engine.table_changed(self._name)
 
     async def update(self, **kwargs: Any) -> CachedTable:
         """aioboto3's ``update()`` (UpdateTable), whose new ``Table`` is cached too."""
         try:
             table = await self._table.update(**kwargs)
         finally:
-            _forget(self._engine, self._name)
+            self._engine.table_changed(self._name)
         return CachedTable(self._resource, table)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._table, name)
-
-
-def _forget(engine: Engine, table: object) -> None:
-    if isinstance(table, str):
-        engine.forget_table(table)

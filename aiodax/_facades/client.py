@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.paginate import Paginator
 
-from ._backend import Backend
+from .._backend import Backend
+from .._engine import Engine
 
 if TYPE_CHECKING:
-    from ._cache import Cache
+    from .._cache import Cache
 
 #: Operations whose every page the cached paginator serves through the cache.
 _CACHED_PAGINATORS = frozenset({"query", "scan"})
@@ -24,18 +25,21 @@ _CACHED_PAGINATORS = frozenset({"query", "scan"})
 class CachedClient:
     """A DynamoDB client whose reads are cached by a ``Cache`` (``Cache.wrap(client)``)."""
 
-    __slots__ = ("_backend", "_cache", "_engine", "get_item")
+    __slots__ = ("_backend", "_batch", "_cache", "_engine", "_pages", "_writes", "get_item")
 
     #: ``await client.get_item(TableName=..., Key=...)``: served from the item
     #: cache when fresh, else from DynamoDB (coalesced with identical misses).
     get_item: Callable[..., Awaitable[Any]]
 
-    def __init__(self, cache: Cache, backend: Backend) -> None:
+    def __init__(self, cache: Cache, engine: Engine, backend: Backend) -> None:
         self._cache = cache
-        self._engine = cache._engine
+        self._engine = engine
+        self._batch = engine.batch
+        self._pages = engine.pages
+        self._writes = engine.writes
         self._backend = backend
         # Bound once: the hit path then runs on local names only.
-        self.get_item = self._engine.bind_get_item(backend)
+        self.get_item = engine.bind_client_get_item(backend)
 
     @property
     def cache(self) -> Cache:
@@ -52,52 +56,52 @@ class CachedClient:
     # Reads -------------------------------------------------------------------
 
     async def batch_get_item(self, **request: Any) -> Any:
-        return await self._engine.batch_get_item(self._backend, request)
+        return await self._batch.batch_get_item(self._backend, request)
 
     async def query(self, **request: Any) -> Any:
-        return await self._engine.query(self._backend, request)
+        return await self._pages.read(self._backend, "query", request)
 
     async def scan(self, **request: Any) -> Any:
-        return await self._engine.scan(self._backend, request)
+        return await self._pages.read(self._backend, "scan", request)
 
     # Writes ------------------------------------------------------------------
 
     async def put_item(self, **request: Any) -> Any:
-        return await self._engine.put_item(self._backend, request)
+        return await self._writes.write(self._backend, "put_item", request)
 
     async def update_item(self, **request: Any) -> Any:
-        return await self._engine.update_item(self._backend, request)
+        return await self._writes.write(self._backend, "update_item", request)
 
     async def delete_item(self, **request: Any) -> Any:
-        return await self._engine.delete_item(self._backend, request)
+        return await self._writes.write(self._backend, "delete_item", request)
 
     async def batch_write_item(self, **request: Any) -> Any:
-        return await self._engine.batch_write_item(self._backend, request)
+        return await self._writes.write(self._backend, "batch_write_item", request)
 
     async def transact_write_items(self, **request: Any) -> Any:
-        return await self._engine.transact_write_items(self._backend, request)
+        return await self._writes.write(self._backend, "transact_write_items", request)
 
-    # PartiQL: never cached; a write invalidates the tables it names -------------
+    # PartiQL: never cached; a write drops the tables it names ------------------
 
     async def execute_statement(self, **request: Any) -> Any:
-        return await self._engine.execute_statement(self._backend, request)
+        return await self._writes.write(self._backend, "execute_statement", request)
 
     async def batch_execute_statement(self, **request: Any) -> Any:
-        return await self._engine.batch_execute_statement(self._backend, request)
+        return await self._writes.write(self._backend, "batch_execute_statement", request)
 
     async def execute_transaction(self, **request: Any) -> Any:
-        return await self._engine.execute_transaction(self._backend, request)
+        return await self._writes.write(self._backend, "execute_transaction", request)
 
     # Table changes -------------------------------------------------------------
 
     async def create_table(self, **request: Any) -> Any:
-        return await self._engine.table_changed(self._backend, "create_table", request)
+        return await self._engine.change_table(self._backend, "create_table", request)
 
     async def delete_table(self, **request: Any) -> Any:
-        return await self._engine.table_changed(self._backend, "delete_table", request)
+        return await self._engine.change_table(self._backend, "delete_table", request)
 
     async def update_table(self, **request: Any) -> Any:
-        return await self._engine.table_changed(self._backend, "update_table", request)
+        return await self._engine.change_table(self._backend, "update_table", request)
 
     # Everything else -------------------------------------------------------------
 

@@ -1,0 +1,139 @@
+"""The engine: what DynamoDB operations mean for the cache, as units over shared state.
+
+``Engine`` builds the units and is what the facades talk to:
+
+==================  ==========================================================
+``items``           GetItem (``items.py``), and the item entries every unit stores
+``batch``           BatchGetItem key by key (``batch.py``)
+``pages``           Query and Scan pages (``pages.py``)
+``writes``          write-through of every write, PartiQL included (``writes.py``)
+``invalidator``     the only code that drops entries; the bus seam (``invalidation.py``)
+``loader``          the only code that sends a read; the shared-tier seam (``loader.py``)
+``shared``          store, flights, write guards (``guards.py``), schemas, counters
+==================  ==========================================================
+
+The rules each unit applies are pure and live in ``_rules``; the hit paths, the
+one place where speed beats structure, in ``fast_path.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from .._backend import Backend
+from .._config import CacheConfig
+from .._rules.policy import RetryPolicy
+from .._rules.wire import ItemKey
+from .._tiers import InvalidationBus, SharedTier
+from .._tiers.local import DirectLoads, NoBus
+from .batch import BatchReads
+from .fast_path import bind_client_get_item, bind_table_get_item
+from .invalidation import Invalidator
+from .items import ItemReads
+from .loader import Loader
+from .pages import PageReads
+from .shared import Shared
+from .views import View
+from .writes import WriteThrough
+
+__all__ = ["Engine", "View"]
+
+
+class Engine:
+    """The units of one ``Cache``, wired together; see the module docstring."""
+
+    __slots__ = (
+        "_bus",
+        "_tier",
+        "batch",
+        "invalidator",
+        "items",
+        "loader",
+        "pages",
+        "shared",
+        "writes",
+    )
+
+    def __init__(
+        self,
+        config: CacheConfig,
+        *,
+        retry: RetryPolicy | None = None,
+        bus: InvalidationBus | None = None,
+        tier: SharedTier | None = None,
+    ) -> None:
+        self._bus = bus or NoBus()
+        self._tier = tier or DirectLoads()
+        self.shared = shared = Shared(config, retry or RetryPolicy())
+        self.loader = Loader(shared, self._tier)
+        self.invalidator = Invalidator(shared, self._bus)
+        self.items = ItemReads(shared, self.loader)
+        self.batch = BatchReads(shared, self.items, self.loader)
+        self.pages = PageReads(shared, self.loader)
+        self.writes = WriteThrough(shared, self.items, self.invalidator)
+
+    @property
+    def closed(self) -> bool:
+        return self.shared.closed
+
+    def bind_client_get_item(self, backend: Backend) -> Callable[..., Awaitable[dict[str, Any]]]:
+        return bind_client_get_item(self.shared, backend, self.items.get_item)
+
+    def bind_table_get_item(
+        self,
+        table: str,
+        *,
+        key_of: Callable[[dict[Any, Any]], ItemKey | None],
+        view: View,
+        meta: Any,
+        general: Callable[[dict[str, Any]], Awaitable[Any]],
+    ) -> Callable[..., Awaitable[Any]]:
+        return bind_table_get_item(
+            self.shared, table, key_of=key_of, view=view, meta=meta, general=general
+        )
+
+    async def call(self, backend: Backend, operation: str, request: Mapping[str, Any]) -> Any:
+        """An operation the cache has nothing to do with, counted like any request."""
+        return await self.shared.call(backend, operation, request)
+
+    async def change_table(
+        self, backend: Backend, operation: str, request: Mapping[str, Any]
+    ) -> Any:
+        """Create/Delete/UpdateTable: afterwards, nothing known of the table holds."""
+        try:
+            return await self.shared.call(backend, operation, request)
+        finally:
+            self.table_changed(request.get("TableName"))
+
+    def table_changed(self, table: object) -> None:
+        """``table`` was created, deleted or updated: forget its schema and entries."""
+        if isinstance(table, str):
+            self.shared.schemas.forget(table)
+            self.invalidator.drop_table(table)
+
+    async def start(self) -> None:
+        """Start the tiers' background work (the bus's listener)."""
+        await self._tier.start()
+        await self._bus.start(self.invalidator.apply)
+
+    async def aclose(self) -> None:
+        shared = self.shared
+        shared.closed = True
+        await shared.item_flights.aclose()
+        await shared.page_flights.aclose()
+        await shared.schemas.aclose()
+        shared.store.clear()
+        await self._bus.aclose()
+        await self._tier.aclose()
+
+    def stats(self) -> dict[str, Any]:
+        shared = self.shared
+        store = shared.store
+        return shared.stats.snapshot(
+            evicted_count=store.evicted_count,
+            evicted_size=store.evicted_size,
+            current_size=store.current_size,
+            current_entries=len(store),
+            in_flight=shared.in_flight,
+        )

@@ -1,0 +1,134 @@
+"""Batch reads: BatchGetItem answered key by key from the item cache.
+
+Each key is a hit, joins a flight already loading it (a GetItem's or another
+batch's), or goes into the one BatchGetItem this call sends for the rest.  The
+answer is assembled as DynamoDB's: ``Responses`` per table, ``UnprocessedKeys``
+for keys DynamoDB kept refusing after the retries, in the caller's own form.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .._backend import Backend
+from .._flight import Flight
+from .._rules.reads import BatchPlan, ItemFlightKey, plan_batch_get
+from .._rules.responses import HIT_METADATA, MISS_METADATA
+from .._rules.wire import WireItem, thaw
+from .items import ItemReads, item_scopes
+from .loader import ItemResult, Loader
+from .shared import Shared
+from .views import View, batch_response_in_view, item_copies
+
+
+class BatchReads:
+    """BatchGetItem through the item cache; see the module docstring."""
+
+    __slots__ = ("_items", "_loader", "_shared")
+
+    def __init__(self, shared: Shared, items: ItemReads, loader: Loader) -> None:
+        self._shared = shared
+        self._items = items
+        self._loader = loader
+
+    async def batch_get_item(
+        self, backend: Backend, request: dict[str, Any], view: View | None = None
+    ) -> dict[str, Any]:
+        """``BatchGetItem``, per key cached.  With ``view`` (an item view), items and
+        unprocessed keys are answered in its form, as ``ItemReads.get_item``'s."""
+        shared = self._shared
+        plan = plan_batch_get(request)
+        if plan is not None:
+            # One DescribeTable per table, ever: keys of other attributes are refused.
+            schemas = await shared.schemas.get_all(plan.tables, backend)
+            if not plan.keys_match(schemas):
+                plan = None
+        if plan is None:
+            answer = await shared.call(backend, "batch_get_item", request)
+            return batch_response_in_view(answer, view)
+        shared.check_open()
+        results, to_load, consumed = await self._gather(backend, plan)
+        response: dict[str, Any] = {
+            "Responses": self._responses(plan, results, view),
+            "UnprocessedKeys": self._unprocessed(plan, results, view),
+            "ResponseMetadata": MISS_METADATA if to_load else HIT_METADATA,
+        }
+        if plan.wants_capacity:
+            response["ConsumedCapacity"] = [
+                {"TableName": table, "CapacityUnits": consumed.get(table, 0.0)}
+                for table in plan.tables
+            ]
+        return response
+
+    async def _gather(
+        self, backend: Backend, plan: BatchPlan
+    ) -> tuple[dict[ItemFlightKey, ItemResult], bool, dict[str, float]]:
+        """Every key's result: hits, joined flights, one load for the rest."""
+        shared = self._shared
+        stats = shared.stats
+        flights = shared.item_flights
+        results: dict[ItemFlightKey, ItemResult] = {}
+        waiting: dict[Flight[ItemFlightKey, Any], None] = {}
+        to_load: list[ItemFlightKey] = []
+        for flight_key in plan.keys:
+            found = self._items.lookup(*flight_key)
+            if found is not None:
+                stats.item_hits += 1
+                stats.negative_hits += found.image is None
+                results[flight_key] = found
+                continue
+            stats.item_misses += 1
+            flight = flights.get(flight_key)
+            if flight is not None:
+                stats.coalesced += 1
+                waiting[flight] = None
+            else:
+                to_load.append(flight_key)
+        consumed: dict[str, float] = {}
+        if to_load:
+            load_keys = tuple(to_load)
+
+            async def fetch() -> dict[ItemFlightKey, ItemResult]:
+                return await self._loader.batch(backend, plan, load_keys, consumed)
+
+            flight = self._loader.start(flights, load_keys, fetch, self._items.keep, item_scopes)
+            waiting[flight] = None
+        if waiting:
+            for flight_key, result in (await shared.wait(flights, waiting)).items():
+                if flight_key in plan.wanted:
+                    results[flight_key] = result
+        return results, bool(to_load), consumed
+
+    def _responses(
+        self, plan: BatchPlan, results: dict[ItemFlightKey, ItemResult], view: View | None
+    ) -> dict[str, list[Any]]:
+        responses: dict[str, list[Any]] = {table: [] for table in plan.tables}
+        store = self._shared.store
+        for flight_key in plan.keys:
+            result = results[flight_key]
+            image: WireItem | None = result.image
+            if image is None:
+                continue
+            table, key, projection = flight_key
+            if view is None:
+                responses[table].append(thaw(image))
+            else:
+                responses[table].append(item_copies(store, table, key, projection, image, view)())
+        return responses
+
+    def _unprocessed(
+        self, plan: BatchPlan, results: dict[ItemFlightKey, ItemResult], view: View | None
+    ) -> dict[str, dict[str, Any]]:
+        unprocessed: dict[str, dict[str, Any]] = {}
+        for flight_key in plan.keys:
+            if not results[flight_key].unprocessed:
+                continue
+            table = flight_key[0]
+            spec = unprocessed.get(table)
+            if spec is None:
+                spec = unprocessed[table] = copy.deepcopy(plan.unprocessed_spec(table))
+                spec["Keys"] = []
+            wanted = plan.wanted[flight_key]
+            spec["Keys"].append(copy.deepcopy(wanted) if view is None else view(wanted)[0]())
+        return unprocessed

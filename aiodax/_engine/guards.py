@@ -1,0 +1,151 @@
+"""Write bookkeeping: the rules that keep a fill or a write from caching an older value.
+
+Two races would cache a value DynamoDB has already replaced, and the guards here
+refuse both:
+
+- **A fill racing a drop.**  A read sent before a write (or any drop) may be
+  answered with the value from before it and land after it.  Every drop bumps the
+  *generation* of the scopes it names (an item's store key, a page tag, a table's
+  tags, or everything: the names of ``_rules.tags``); a fill takes the current
+  generation when its request goes out and is stored only if none of its scopes
+  was dropped since (``may_store``).  The number is local to this process; a
+  shared tier compares its own against it in the same way.
+- **Two writes to one item in flight at once.**  Their answers may arrive in
+  another order than DynamoDB applied them, so neither may set the cached value:
+  both invalidate (``finish`` returns the overlapped keys).  A write that names no
+  key (an unkeyed table, PartiQL, ``everything``) overlaps every write to its
+  table, or to any table, in the same way.
+
+Nothing here awaits; the engine calls these between its awaits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from .._rules.writes import ItemRef, WritePlan
+
+#: The scope every drop of everything bumps, and every fill depends on.
+EVERYTHING: Final = ("everything",)
+#: How many drops are remembered before those no open fill can need are pruned.
+_PRUNE_AT: Final = 4096
+
+
+@dataclass(slots=True)
+class _KeyWrites:
+    in_flight: int
+    overlapped: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WriteTicket:
+    """One write in progress: the keys it names, the tables it writes unkeyed."""
+
+    keys: tuple[ItemRef, ...]
+    unkeyed_tables: frozenset[str]
+    everything: bool
+
+
+class WriteGuards:
+    """Writes in flight and drop generations; see the module docstring."""
+
+    __slots__ = ("_dropped_at", "_generation", "_open_fills", "_unkeyed", "_writing")
+
+    def __init__(self) -> None:
+        self._writing: dict[ItemRef, _KeyWrites] = {}
+        #: table (``None``: any table) → writes in flight that name no key in it
+        self._unkeyed: dict[str | None, int] = {}
+        self._generation = 0
+        #: scope → the generation of its last drop (pruned: see ``close_fill``)
+        self._dropped_at: dict[Hashable, int] = {}
+        #: generation a fill went out at → fills still open from it
+        self._open_fills: dict[int, int] = {}
+
+    # ------------------------------------------------------------ generations
+
+    @property
+    def generation(self) -> int:
+        """The number of drops so far: what a fill records when it goes out."""
+        return self._generation
+
+    def open_fill(self) -> int:
+        """A fill's request is going out now; returns its generation."""
+        generation = self._generation
+        self._open_fills[generation] = self._open_fills.get(generation, 0) + 1
+        return generation
+
+    def close_fill(self, generation: int) -> None:
+        """The fill opened at ``generation`` is stored or abandoned."""
+        left = self._open_fills[generation] - 1
+        if left:
+            self._open_fills[generation] = left
+            return
+        del self._open_fills[generation]
+        if not self._open_fills:
+            self._dropped_at.clear()  # no fill is left to compare with them
+        elif len(self._dropped_at) > _PRUNE_AT:
+            oldest = min(self._open_fills)
+            self._dropped_at = {s: g for s, g in self._dropped_at.items() if g > oldest}
+
+    def dropped(self, scopes: Iterable[Hashable]) -> None:
+        """Entries filed under ``scopes`` were dropped: fills out since may not store."""
+        self._generation += 1
+        if self._open_fills:
+            generation = self._generation
+            for scope in scopes:
+                self._dropped_at[scope] = generation
+
+    def may_store(self, generation: int, scopes: Iterable[Hashable]) -> bool:
+        """Whether a fill that went out at ``generation``, filed under ``scopes``, may store."""
+        if generation == self._generation:
+            return True
+        dropped_at = self._dropped_at
+        if dropped_at.get(EVERYTHING, -1) > generation:
+            return False
+        return all(dropped_at.get(scope, -1) <= generation for scope in scopes)
+
+    # ---------------------------------------------------------- writes in flight
+
+    def begin(self, plan: WritePlan) -> WriteTicket:
+        """Register ``plan``'s write before it is sent."""
+        unkeyed = plan.unkeyed_tables
+        for table in (None,) if plan.everything else unkeyed:
+            self._unkeyed[table] = self._unkeyed.get(table, 0) + 1
+            for ref, in_flight in self._writing.items():
+                if table is None or ref[0] == table:
+                    in_flight.overlapped = True
+        keys = plan.refs
+        for ref in keys:
+            overlapped = bool(self._unkeyed.get(ref[0]) or self._unkeyed.get(None))
+            writes = self._writing.get(ref)
+            if writes is None:
+                self._writing[ref] = _KeyWrites(1, overlapped)
+            else:
+                writes.in_flight += 1
+                writes.overlapped = True
+        return WriteTicket(keys, unkeyed, plan.everything)
+
+    def finish(self, ticket: WriteTicket) -> frozenset[ItemRef]:
+        """The write of ``ticket`` answered or failed; returns its keys another write overlapped."""
+        overlapped = set()
+        for ref in ticket.keys:
+            writes = self._writing[ref]
+            if writes.overlapped:
+                overlapped.add(ref)
+            writes.in_flight -= 1
+            if writes.in_flight == 0:
+                del self._writing[ref]
+        for table in (None,) if ticket.everything else ticket.unkeyed_tables:
+            count = self._unkeyed[table] - 1
+            if count:
+                self._unkeyed[table] = count
+            else:
+                del self._unkeyed[table]
+        return frozenset(overlapped)
+
+    @property
+    def writes_in_flight(self) -> int:
+        """Keys with a write in flight, and tables with an unkeyed one (for tests and stats)."""
+        return len(self._writing) + len(self._unkeyed)

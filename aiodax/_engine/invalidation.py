@@ -1,0 +1,92 @@
+"""The drop unit: the only code that removes entries, and tells the other processes.
+
+Every drop goes through here: a write's keys (stored or not), a failed write's,
+``Cache.invalidate*``, a table created, deleted or updated, and invalidations that
+arrive from other processes.  Each drop, in one step with no await:
+
+1. detaches the flights loading what it drops (later callers start afresh),
+2. bumps the generations of its scopes, so fills already out store nothing
+   (``guards``),
+3. discards the entries, items by key and pages by tag (``_rules.tags``),
+4. publishes an ``Invalidation`` on the bus, unless it came from the bus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from .._rules.tags import item_key, pages_dropped_by_write, table_tags
+from .._rules.wire import ItemKey
+from .._tiers import Invalidation, InvalidationBus
+from .guards import EVERYTHING
+from .shared import Shared
+
+
+class Invalidator:
+    """Drops entries and publishes what it dropped; see the module docstring."""
+
+    __slots__ = ("_bus", "_shared")
+
+    def __init__(self, shared: Shared, bus: InvalidationBus) -> None:
+        self._shared = shared
+        self._bus = bus
+
+    def drop_item(
+        self, table: str, key: ItemKey, *, discard: bool = True, publish: bool = True
+    ) -> None:
+        """Drop an item (any projection) and the pages a write to it makes stale.
+
+        ``discard=False`` keeps the item's entry for its writer to replace (a
+        write-through stores the new image right after).
+        """
+        shared = self._shared
+        store_key = item_key(table, key)
+        shared.item_flights.detach_where(lambda k, _: k[0] == table and k[1] == key)
+        shared.guards.dropped((store_key,))
+        if discard:
+            shared.stats.item_invalidations += shared.store.discard(store_key)
+        schema = shared.schemas.known(table)
+        partition = None if schema is None else schema.partition_of(key)
+        self._drop_pages(pages_dropped_by_write(table, shared.config.query_invalidation, partition))
+        if publish:
+            self._bus.publish(Invalidation(table, key))
+
+    def drop_table(self, table: str, *, publish: bool = True) -> None:
+        """Drop every item and page of ``table``."""
+        shared = self._shared
+        shared.item_flights.detach_where(lambda k, _: k[0] == table)
+        shared.page_flights.detach_where(lambda k, _: k[0] == table)
+        items, pages = table_tags(table)
+        shared.guards.dropped((items, pages))
+        shared.stats.item_invalidations += shared.store.discard_tagged(items)
+        shared.stats.query_invalidations += shared.store.discard_tagged(pages)
+        if publish:
+            self._bus.publish(Invalidation(table))
+
+    def drop_all(self, *, publish: bool = True) -> None:
+        """Drop everything."""
+        shared = self._shared
+        shared.item_flights.detach_where(lambda k, _: True)
+        shared.page_flights.detach_where(lambda k, _: True)
+        shared.guards.dropped((EVERYTHING,))
+        shared.store.clear()
+        if publish:
+            self._bus.publish(Invalidation(None))
+
+    def apply(self, invalidation: Invalidation) -> None:
+        """Drop what another process's ``invalidation`` names, without publishing it again."""
+        if invalidation.table is None:
+            self.drop_all(publish=False)
+        elif invalidation.key is None:
+            self.drop_table(invalidation.table, publish=False)
+        else:
+            self.drop_item(invalidation.table, invalidation.key, publish=False)
+
+    def _drop_pages(self, tags: tuple[Hashable, ...]) -> None:
+        if not tags:
+            return
+        shared = self._shared
+        shared.page_flights.detach_where(lambda _, flight: any(t in flight.tags for t in tags))
+        shared.guards.dropped(tags)
+        for tag in tags:
+            shared.stats.query_invalidations += shared.store.discard_tagged(tag)

@@ -1,0 +1,87 @@
+"""What the engine's units share: configuration, store, flights, guards, counters.
+
+One ``Shared`` per ``Cache``.  It is the only place a DynamoDB request is counted
+(``call``), and it knows whether the cache is closed: a closed cache has no entries,
+starts no loads and stores nothing a late answer brings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Mapping
+from typing import Any, TypeVar
+
+from .._backend import Backend
+from .._config import CacheConfig, TTLs
+from .._errors import CacheClosedError
+from .._flight import Flight, Flights
+from .._rules.policy import RetryPolicy
+from .._rules.reads import ItemFlightKey
+from .._rules.tags import StoreKey
+from .._stats import Stats
+from .._store import Store
+from .guards import WriteGuards
+from .schemas import Schemas
+
+K = TypeVar("K", bound=Any)
+V = TypeVar("V")
+
+
+class Shared:
+    """The state every unit reads and writes; see the module docstring."""
+
+    __slots__ = (
+        "_ttls",
+        "clock",
+        "closed",
+        "config",
+        "guards",
+        "item_flights",
+        "page_flights",
+        "retry",
+        "schemas",
+        "stats",
+        "store",
+    )
+
+    def __init__(self, config: CacheConfig, retry: RetryPolicy) -> None:
+        self.config = config
+        self.clock = config.clock
+        self.retry = retry
+        self.store = Store(config.max_bytes)
+        self.stats = Stats()
+        self.schemas = Schemas(self.call)
+        self.guards = WriteGuards()
+        self.item_flights: Flights[ItemFlightKey, Any] = Flights()
+        self.page_flights: Flights[StoreKey, Any] = Flights()
+        self._ttls: dict[str, TTLs] = {}
+        self.closed = False
+
+    def ttls(self, table: str) -> TTLs:
+        found = self._ttls.get(table)
+        if found is None:
+            found = self._ttls[table] = self.config.ttls_for(table)
+        return found
+
+    async def call(self, backend: Backend, operation: str, request: Mapping[str, Any]) -> Any:
+        """The one way a request reaches DynamoDB: counted, then awaited."""
+        self.stats.backend_requests[operation] += 1
+        return await getattr(backend, operation)(**request)
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise CacheClosedError("this aiodax.Cache is closed")
+
+    async def wait(self, flights: Flights[K, V], waiting: Collection[Flight[K, V]]) -> dict[K, V]:
+        """Await ``waiting``; a wait cut short by ``aclose`` says so."""
+        try:
+            return await flights.wait(waiting)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self.closed and (task is None or task.cancelling() == 0):
+                raise CacheClosedError("the aiodax.Cache closed during this request") from None
+            raise
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.item_flights) + len(self.page_flights)

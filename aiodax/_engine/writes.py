@@ -1,0 +1,83 @@
+"""Write-through: every write plan sent, then the cache brought up to date before the
+caller hears.
+
+A write goes plan → guards.begin → DynamoDB → guards.finish → store or drop:
+
+- on success, each key it names gets its new image (a put, an ``ALL_NEW``
+  update, a batch put) or is dropped (deletes store a missing item; unknown
+  images, and keys another write overlapped, are dropped), and the pages it makes
+  stale are dropped; an unkeyed write drops its tables, a PartiQL write aiodax
+  cannot read drops everything;
+- on failure, the cache is left alone only if the write surely did not happen
+  (``_backend.write_surely_not_applied``); otherwise everything it names is
+  dropped, since DynamoDB may have applied it.
+
+The caller's error or answer is DynamoDB's own, except that an ``UpdateItem``
+whose caller asked for no ``ReturnValues`` loses the ``ALL_NEW`` attributes aiodax
+asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._backend import Backend, write_surely_not_applied
+from .._rules.writes import INVALIDATE, ItemRef, Outcome, WritePlan, plan_write, tables_named
+from .guards import WriteTicket
+from .invalidation import Invalidator
+from .items import ItemReads
+from .shared import Shared
+
+
+class WriteThrough:
+    """Writes through the cache; see the module docstring."""
+
+    __slots__ = ("_invalidator", "_items", "_shared")
+
+    def __init__(self, shared: Shared, items: ItemReads, invalidator: Invalidator) -> None:
+        self._shared = shared
+        self._items = items
+        self._invalidator = invalidator
+
+    async def write(self, backend: Backend, operation: str, request: dict[str, Any]) -> Any:
+        """``operation`` (a write, PartiQL included) through the cache."""
+        shared = self._shared
+        tables = tables_named(operation, request)
+        if tables is None:
+            return await shared.call(backend, operation, request)
+        plan = plan_write(operation, request, await shared.schemas.get_all(tables, backend))
+        if plan is None:
+            return await shared.call(backend, operation, request)
+        shared.check_open()
+        ticket = shared.guards.begin(plan)
+        try:
+            answer = await shared.call(backend, operation, plan.send)
+        except BaseException as error:
+            shared.guards.finish(ticket)
+            if not write_surely_not_applied(error):
+                self._apply(plan, ticket, {}, frozenset())
+            raise
+        overlapped = shared.guards.finish(ticket)
+        shared.stats.write_throughs += 1
+        self._apply(plan, ticket, plan.outcomes(answer), overlapped)
+        return plan.answer_for_caller(answer)
+
+    def _apply(
+        self,
+        plan: WritePlan,
+        ticket: WriteTicket,
+        outcomes: dict[ItemRef, Outcome],
+        overlapped: frozenset[ItemRef],
+    ) -> None:
+        """Store or drop each key of a finished write; drop its unkeyed tables."""
+        for ref in ticket.keys:
+            table, key = ref
+            outcome = outcomes.get(ref, INVALIDATE)
+            stores = outcome is not INVALIDATE and ref not in overlapped
+            self._invalidator.drop_item(table, key, discard=not stores)
+            if stores:
+                self._items.store_image(table, key, None, outcome)  # type: ignore[arg-type]
+        if plan.everything:
+            self._invalidator.drop_all()
+        for table in ticket.unkeyed_tables:
+            self._invalidator.drop_table(table)

@@ -1,0 +1,283 @@
+"""Which reads are cacheable, and under which key: every read classified once.
+
+``plan_get``, ``plan_page`` and ``plan_batch_get`` read a wire request into a plan
+(the cache key, the projection, what to send on a miss) or say ``None``: the
+request goes to DynamoDB uncached, so that DynamoDB judges what aiodax does not
+understand, and ``ConsistentRead`` reads are never answered from the cache.  A
+parameter aiodax does not know makes a request uncacheable for the same reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeAlias
+
+from .projection import Projection, fingerprint, projection_of, top_level_names
+from .responses import wants_capacity
+from .schema import KeySchema
+from .tags import StoreKey, page_key
+from .wire import ItemKey, WireItem, canonical_key
+
+#: (table, canonical key, projection): what one item flight loads.
+ItemFlightKey: TypeAlias = tuple[str, ItemKey, Projection | None]
+
+GET_ITEM_PARAMS: Final = frozenset(
+    {
+        "TableName",
+        "Key",
+        "ProjectionExpression",
+        "ExpressionAttributeNames",
+        "AttributesToGet",
+        "ConsistentRead",
+        "ReturnConsumedCapacity",
+    }
+)
+_BATCH_TABLE_PARAMS: Final = frozenset(
+    {
+        "Keys",
+        "ProjectionExpression",
+        "ExpressionAttributeNames",
+        "AttributesToGet",
+        "ConsistentRead",
+    }
+)
+_PAGE_PARAMS: Final = frozenset(
+    {
+        "TableName",
+        "IndexName",
+        "Select",
+        "AttributesToGet",
+        "Limit",
+        "ConsistentRead",
+        "ExclusiveStartKey",
+        "ReturnConsumedCapacity",
+        "ProjectionExpression",
+        "FilterExpression",
+        "ExpressionAttributeNames",
+        "ExpressionAttributeValues",
+        "ConditionalOperator",
+    }
+)
+_PARAMS: Final = {
+    "query": _PAGE_PARAMS
+    | {"KeyConditions", "QueryFilter", "ScanIndexForward", "KeyConditionExpression"},
+    "scan": _PAGE_PARAMS | {"ScanFilter", "TotalSegments", "Segment"},
+}
+BATCH_GET_LIMIT: Final = 100
+
+
+def _without_consistent_read(request: Mapping[str, Any]) -> dict[str, Any]:
+    # Only a false ConsistentRead reaches a plan: sending it is sending the default.
+    return {name: value for name, value in request.items() if name != "ConsistentRead"}
+
+
+@dataclass(frozen=True, slots=True)
+class GetPlan:
+    """A cacheable ``GetItem``: the item and projection it reads, what a miss sends."""
+
+    table: str
+    key: ItemKey
+    projection: Projection | None
+    send: dict[str, Any]
+    wants_capacity: bool
+
+    @property
+    def flight_key(self) -> ItemFlightKey:
+        return (self.table, self.key, self.projection)
+
+
+def plan_get(request: Mapping[str, Any]) -> GetPlan | None:
+    table = request.get("TableName")
+    if type(table) is not str or not table:
+        return None
+    if request.get("ConsistentRead") or not GET_ITEM_PARAMS.issuperset(request):
+        return None
+    key = canonical_key(request.get("Key"))
+    projection = projection_of(request)
+    if key is None or projection is False:
+        return None
+    return GetPlan(
+        table, key, projection, _without_consistent_read(request), wants_capacity(request)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PagePlan:
+    """A cacheable Query or Scan page: its store key and what a miss sends."""
+
+    operation: str
+    table: str
+    store_key: StoreKey
+    send: dict[str, Any]
+    wants_capacity: bool
+    #: a base-table Query, whose key condition may pin one partition
+    reads_one_partition: bool
+    request: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def is_query(self) -> bool:
+        return self.operation == "query"
+
+
+def plan_page(operation: str, request: Mapping[str, Any]) -> PagePlan | None:
+    """A Query (``operation="query"``) or Scan page's plan, or ``None``: uncached."""
+    table = request.get("TableName")
+    if type(table) is not str or not table:
+        return None
+    if request.get("ConsistentRead") or not _PARAMS[operation].issuperset(request):
+        return None
+    try:
+        store_key = page_key(
+            table,
+            operation,
+            fingerprint({k: v for k, v in request.items() if k != "ReturnConsumedCapacity"}),
+        )
+        hash(store_key)
+    except TypeError:  # a value botocore will refuse: let it say so
+        return None
+    return PagePlan(
+        operation,
+        table,
+        store_key,
+        _without_consistent_read(request),
+        wants_capacity(request),
+        operation == "query" and request.get("IndexName") is None,
+        request,
+    )
+
+
+class BatchPlan:
+    """A ``BatchGetItem`` request read into flight keys, and back into requests."""
+
+    __slots__ = (
+        "added_names",
+        "key_names",
+        "keys",
+        "projections",
+        "tables",
+        "wanted",
+        "wants_capacity",
+    )
+
+    def __init__(self, wants_capacity: bool) -> None:
+        self.wants_capacity = wants_capacity
+        self.keys: list[ItemFlightKey] = []
+        #: each wanted key as the caller wrote it: sent back to DynamoDB unchanged
+        self.wanted: dict[ItemFlightKey, Any] = {}
+        self.tables: dict[str, dict[str, Any]] = {}
+        self.projections: dict[str, Projection | None] = {}
+        self.key_names: dict[str, tuple[str, ...]] = {}
+        #: Key attributes aiodax added to a table's projection to match items to keys.
+        self.added_names: dict[str, tuple[str, ...]] = {}
+
+    def keys_match(self, schemas: Mapping[str, KeySchema | None]) -> bool:
+        """No table whose schema is known is asked for keys of other attributes.
+
+        DynamoDB refuses such keys; a laxer server may answer with the item of
+        another key, which must not be cached under a key no write will name.
+        """
+        for table, names in self.key_names.items():
+            schema = schemas.get(table)
+            if schema is not None and names != schema.sorted_names:
+                return False
+        return True
+
+    def request_items(self, keys: Iterable[ItemFlightKey]) -> dict[str, Any]:
+        """``RequestItems`` asking for ``keys``, with each table's projection."""
+        items: dict[str, Any] = {}
+        for flight_key in keys:
+            table = flight_key[0]
+            spec = items.get(table)
+            if spec is None:
+                spec = items[table] = self._table_spec(table)
+            spec["Keys"].append(self.wanted[flight_key])
+        return items
+
+    def _table_spec(self, table: str) -> dict[str, Any]:
+        spec = {k: v for k, v in self.tables[table].items() if k not in ("Keys", "ConsistentRead")}
+        spec["Keys"] = []
+        added = self.added_names[table]
+        if added:
+            names = dict(spec.get("ExpressionAttributeNames") or {})
+            placeholders = []
+            for index, name in enumerate(added):
+                placeholder = f"#aiodax_key{index}"
+                names[placeholder] = name
+                placeholders.append(placeholder)
+            if "AttributesToGet" in spec:
+                spec["AttributesToGet"] = [*spec["AttributesToGet"], *added]
+            else:
+                spec["ProjectionExpression"] = ", ".join(
+                    [spec["ProjectionExpression"], *placeholders]
+                )
+                spec["ExpressionAttributeNames"] = names
+        return spec
+
+    def identify(self, table: str, item: WireItem) -> tuple[ItemFlightKey, WireItem]:
+        """The flight key an answered item belongs to, and the item as the caller asked."""
+        key = canonical_key({name: item.get(name) for name in self.key_names[table]})
+        added = self.added_names[table]
+        visible = {k: v for k, v in item.items() if k not in added} if added else item
+        return (table, key, self.projections[table]), visible  # type: ignore[return-value]
+
+    def unprocessed_key(self, table: str, wire_key: Any) -> ItemFlightKey | None:
+        key = canonical_key(wire_key)
+        return None if key is None else (table, key, self.projections[table])
+
+    def unprocessed_spec(self, table: str) -> dict[str, Any]:
+        """The caller's own parameters for ``table``, without keys: ``UnprocessedKeys``' form."""
+        return {k: v for k, v in self.tables[table].items() if k != "Keys"}
+
+
+def plan_batch_get(request: Mapping[str, Any]) -> BatchPlan | None:
+    """The request as flight keys, or ``None`` to let DynamoDB judge it uncached."""
+    request_items = request.get("RequestItems")
+    if not isinstance(request_items, dict) or not request_items:
+        return None
+    if not {"RequestItems", "ReturnConsumedCapacity"}.issuperset(request):
+        return None
+    plan = BatchPlan(wants_capacity(request))
+    for table, spec in request_items.items():
+        if not _plan_batch_table(plan, table, spec):
+            return None
+    if len(plan.keys) > BATCH_GET_LIMIT:
+        return None
+    return plan
+
+
+def _plan_batch_table(plan: BatchPlan, table: object, spec: object) -> bool:
+    if type(table) is not str or not table or not isinstance(spec, dict):
+        return False
+    if not _BATCH_TABLE_PARAMS.issuperset(spec) or spec.get("ConsistentRead"):
+        return False
+    keys = spec.get("Keys")
+    if not isinstance(keys, list) or not keys:
+        return False
+    projection = projection_of(spec)
+    if projection is False:
+        return False
+    canonical = [canonical_key(key) for key in keys]
+    if None in canonical or len(set(canonical)) != len(canonical):
+        return False
+    names: set[Hashable] = {key[0::3] for key in canonical}  # type: ignore[index]
+    if len(names) != 1:
+        return False
+    key_names: tuple[str, ...] = names.pop()  # type: ignore[assignment]
+    added: tuple[str, ...] = ()
+    if projection is not None:
+        present = set(top_level_names(projection) or ())
+        for path in projection:
+            head = path[1:].partition(".")[0].partition("[")[0]
+            if head in key_names and head not in present:
+                return False  # a nested path under a key attribute: let DynamoDB say no
+        added = tuple(name for name in key_names if name not in present)
+    plan.tables[table] = spec
+    plan.projections[table] = projection
+    plan.key_names[table] = key_names
+    plan.added_names[table] = added
+    for key, original in zip(canonical, keys, strict=True):
+        flight_key: ItemFlightKey = (table, key, projection)  # type: ignore[assignment]
+        plan.keys.append(flight_key)
+        plan.wanted[flight_key] = original
+    return True

@@ -25,7 +25,6 @@ from typing import Any, Final, TextIO, TypeVar
 from urllib.parse import urlsplit
 
 from . import __version__
-from ._embedded import REGION, ServerUnavailable, dynamodb_local, moto_server
 from ._stampede import (
     OP_CHOICES,
     LoadSpec,
@@ -36,6 +35,7 @@ from ._stampede import (
     report_object,
     run_stampede,
 )
+from .testing.servers import REGION, ServerUnavailable, dynamodb_local, moto_server
 
 T = TypeVar("T")
 

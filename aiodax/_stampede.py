@@ -28,8 +28,8 @@ import aioboto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ._cache import Cache
-from ._embedded import ClientKwargs, client_kwargs, string_key_table
 from .testing import InstrumentedClient
+from .testing.servers import ClientKwargs, client_kwargs, string_key_table
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient

@@ -13,8 +13,8 @@ import dataclasses
 import uuid
 from typing import Any
 
-from aiodax._embedded import moto_server
 from aiodax._stampede import LoadSpec, Target, report_object, run_stampede
+from aiodax.testing.servers import moto_server
 
 from ._common import environment, markdown_table
 

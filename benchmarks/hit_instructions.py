@@ -95,7 +95,7 @@ async def _child(contender: str, hits: int) -> None:
     from botocore.stub import Stubber
 
     import aiodax
-    from aiodax._stampede import key_value, make_item
+    from aiodax.stampede import key_value, make_item
     from aiodax.testing.servers import client_kwargs
 
     table, pk = "aiodax-bench", key_value(0)

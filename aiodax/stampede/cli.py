@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, Final, TextIO, TypeVar
 from urllib.parse import urlsplit
 
-from . import __version__
-from ._stampede import (
+from .. import __version__
+from ..testing.servers import REGION, ServerUnavailable, dynamodb_local, moto_server
+from .load import (
     OP_CHOICES,
     LoadSpec,
     StampedeResult,
@@ -35,7 +36,6 @@ from ._stampede import (
     report_object,
     run_stampede,
 )
-from .testing.servers import REGION, ServerUnavailable, dynamodb_local, moto_server
 
 T = TypeVar("T")
 

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, cast
 import aioboto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ._cache import Cache
-from .testing import InstrumentedClient
-from .testing.servers import ClientKwargs, client_kwargs, string_key_table
+from .._cache import Cache
+from ..testing import InstrumentedClient
+from ..testing.servers import ClientKwargs, client_kwargs, string_key_table
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient

@@ -1,10 +1,13 @@
-"""The ``aiodax`` command (also ``python -m aiodax``).
+"""The ``aiodax`` command (also ``python -m aiodax``): its arguments, and ``main``.
 
 ``aiodax stampede`` drives a hot-key stampede against a DynamoDB endpoint on this
 machine, first with a plain aioboto3 client and then through ``aiodax.Cache``, and
 reports side by side how many requests reached DynamoDB and how long reads took.
 By default it starts its own moto server on 127.0.0.1 with a seeded table; it never
 sends a request anywhere but loopback.
+
+This module parses and checks the arguments, starts the embedded server and shows
+progress; the load, the runs and the report are the rest of :mod:`aiodax.stampede`.
 """
 
 from __future__ import annotations
@@ -12,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
-import importlib.util
 import json
 import math
 import sys
@@ -26,16 +27,11 @@ from urllib.parse import urlsplit
 
 from .. import __version__
 from ..testing.servers import REGION, ServerUnavailable, dynamodb_local, moto_server
-from .load import (
-    OP_CHOICES,
-    LoadSpec,
-    StampedeResult,
-    Target,
-    TargetError,
-    format_report,
-    report_object,
-    run_stampede,
-)
+from .load import OP_CHOICES, LoadSpec
+from .plot import matplotlib_available, write_plot
+from .report import format_report, report_object
+from .runs import run_stampede
+from .target import Target, TargetError
 
 T = TypeVar("T")
 
@@ -263,10 +259,6 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
             parser.error(f"--plot: directory {str(args.plot.parent)!r} does not exist")
 
 
-def matplotlib_available() -> bool:
-    return importlib.util.find_spec("matplotlib") is not None
-
-
 def _load_spec(args: argparse.Namespace) -> LoadSpec:
     return LoadSpec(
         requests=args.requests,
@@ -354,7 +346,7 @@ async def _run(args: argparse.Namespace) -> int:
         print(format_report(result))
     if args.plot is not None:
         try:
-            _plot(result, args.plot)
+            write_plot(result, args.plot)
         except OSError as error:
             print(f"{PROG} stampede: error: cannot write the plot: {error}", file=sys.stderr)
             return EXIT_FAILED
@@ -398,49 +390,3 @@ class _Progress:
             self._stream.write("\r")
         self._stream.flush()
         self._width = len(line)
-
-
-def _plot(result: StampedeResult, path: Path) -> None:
-    """Backend requests and latency percentiles, uncached beside cached."""
-    matplotlib: Any = importlib.import_module("matplotlib")
-    matplotlib.use("Agg")  # files only: no display needed
-    pyplot: Any = importlib.import_module("matplotlib.pyplot")
-    report = report_object(result)
-    runs = ("uncached", "cached")
-    figure, (requests_axes, latency_axes) = pyplot.subplots(1, 2, figsize=(10, 4))
-    try:
-        counts = [report[run]["backend_requests"] for run in runs]
-        requests_axes.bar(runs, counts, color=["#c44e52", "#4c72b0"])
-        requests_axes.set_yscale("symlog")
-        requests_axes.set_ylim(0, max(1, *counts) * 4)  # room for the labels above the bars
-        requests_axes.set_title("requests that reached DynamoDB")
-        for index, count in enumerate(counts):
-            requests_axes.annotate(f"{count:,}", (index, count), ha="center", va="bottom")
-        names = ("p50_ms", "p90_ms", "p99_ms", "max_ms")
-        width = 0.38
-        for offset, run, color in (
-            (-width / 2, "uncached", "#c44e52"),
-            (width / 2, "cached", "#4c72b0"),
-        ):
-            latency_axes.bar(
-                [index + offset for index in range(len(names))],
-                [report[run][name] for name in names],
-                width,
-                label=run,
-                color=color,
-            )
-        latency_axes.set_xticks(range(len(names)), [name.removesuffix("_ms") for name in names])
-        latency_axes.set_yscale("log")
-        latency_axes.set_ylabel("ms")
-        latency_axes.set_title("read latency")
-        latency_axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
-        spec = result.spec
-        figure.suptitle(
-            f"aiodax stampede: {spec.requests:,} {spec.op} requests, "
-            f"{spec.keys:,} {'key' if spec.keys == 1 else 'keys'}, "
-            f"concurrency {spec.concurrency:,}"
-        )
-        figure.tight_layout()
-        figure.savefig(path, dpi=120)
-    finally:
-        pyplot.close(figure)

@@ -13,7 +13,7 @@ import gc
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import aioboto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -26,6 +26,9 @@ from .target import Target, TargetError, prepare_table
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
+
+#: The two runs, in the order they are made: the names ``on_progress`` reports.
+RunName = Literal["uncached", "cached"]
 
 
 @dataclass
@@ -85,48 +88,43 @@ async def _run_both(
 ) -> StampedeResult:
     plan = plan_operations(spec)
 
-    def progress_of(run: str) -> Callable[[int, int], None] | None:
+    def progress_of(run: RunName) -> Callable[[int, int], None] | None:
         if on_progress is None:
             return None
         report = on_progress
         return lambda finished, errors: report(run, finished, len(plan), errors)
 
-    # A fresh client per run, warmed up first (not counted) as a long-lived
-    # application client would be: a client's first request costs ~100 ms more.
-    async with session.client("dynamodb", **kwargs) as client:
-        await _warm_up(client, target.table, hash_key, plan)
-        _collect_garbage()
-        counted = InstrumentedClient(client)
-        load = await drive(
-            cast(DataPlane, counted),
-            target.table,
-            hash_key,
-            plan,
-            concurrency=spec.concurrency,
-            duration=spec.duration,
-            on_progress=progress_of("uncached"),
-        )
-        uncached = RunResult(load, Counter(counted.calls), cached=False)
+    async def run(name: RunName) -> RunResult:
+        async with contextlib.AsyncExitStack() as stack:
+            # A fresh client per run, warmed up first (not counted) as a long-lived
+            # application client would be: a client's first request costs ~100 ms more.
+            client = await stack.enter_async_context(session.client("dynamodb", **kwargs))
+            cache = None
+            if name == "cached":
+                cache = Cache(item_ttl=spec.ttl, query_ttl=spec.ttl)
+                await stack.enter_async_context(cache)
+            await _warm_up(client, target.table, hash_key, plan)
+            _collect_garbage()
+            counted = InstrumentedClient(client)
+            plane = counted if cache is None else cache.wrap(cast("DynamoDBClient", counted))
+            load = await drive(
+                cast(DataPlane, plane),
+                target.table,
+                hash_key,
+                plan,
+                concurrency=spec.concurrency,
+                duration=spec.duration,
+                on_progress=progress_of(name),
+            )
+            return RunResult(
+                load,
+                Counter(counted.calls),
+                cached=cache is not None,
+                cache_stats={} if cache is None else cache.stats(),
+            )
 
-    async with (
-        session.client("dynamodb", **kwargs) as client,
-        Cache(item_ttl=spec.ttl, query_ttl=spec.ttl) as cache,
-    ):
-        await _warm_up(client, target.table, hash_key, plan)
-        _collect_garbage()
-        counted = InstrumentedClient(client)
-        cached_client = cache.wrap(cast("DynamoDBClient", counted))
-        load = await drive(
-            cast(DataPlane, cached_client),
-            target.table,
-            hash_key,
-            plan,
-            concurrency=spec.concurrency,
-            duration=spec.duration,
-            on_progress=progress_of("cached"),
-        )
-        cached = RunResult(load, Counter(counted.calls), cached=True, cache_stats=cache.stats())
-
+    uncached = await run("uncached")
+    cached = await run("cached")
     return StampedeResult(spec, target, uncached, cached)
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import aioboto3
 
-from aiodax._embedded import client_kwargs, moto_server
+from aiodax.testing.servers import client_kwargs, moto_server
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient

@@ -25,7 +25,7 @@ from pathlib import Path
 import aioboto3
 import aiohttp
 
-from aiodax._embedded import HOST, client_kwargs, moto_server, string_key_table
+from aiodax.testing.servers import HOST, client_kwargs, moto_server, string_key_table
 
 from ._common import environment, markdown_table
 

@@ -95,8 +95,8 @@ async def _child(contender: str, hits: int) -> None:
     from botocore.stub import Stubber
 
     import aiodax
-    from aiodax._embedded import client_kwargs
-    from aiodax._stampede import key_value, make_item
+    from aiodax.stampede import key_value, make_item
+    from aiodax.testing.servers import client_kwargs
 
     table, pk = "aiodax-bench", key_value(0)
     key = {"pk": {"S": pk}}

@@ -25,7 +25,7 @@ from typing import Any
 from async_lru import alru_cache
 
 import aiodax
-from aiodax._stampede import key_value, make_item
+from aiodax.stampede import key_value, make_item
 
 from ._common import (
     Contender,

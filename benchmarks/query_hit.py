@@ -22,8 +22,8 @@ from async_lru import alru_cache
 from boto3.dynamodb.conditions import Key  # type: ignore[import-untyped]
 
 import aiodax
-from aiodax._embedded import client_kwargs
-from aiodax._stampede import make_item
+from aiodax.stampede import make_item
+from aiodax.testing.servers import client_kwargs
 
 from ._common import Contender, environment, markdown_table, measure, moto_table, timing_rows
 

@@ -24,8 +24,8 @@ from async_lru import alru_cache
 from boto3.dynamodb.types import TypeDeserializer  # type: ignore[import-untyped]
 
 import aiodax
-from aiodax._embedded import client_kwargs, moto_server
-from aiodax._stampede import key_value, make_item
+from aiodax.stampede import key_value, make_item
+from aiodax.testing.servers import client_kwargs, moto_server
 
 from ._common import Contender, environment, markdown_table, measure, timing_rows
 

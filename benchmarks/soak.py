@@ -32,8 +32,8 @@ import aioboto3
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 import aiodax
-from aiodax._embedded import client_kwargs, moto_server, string_key_table
 from aiodax.testing import InstrumentedClient
+from aiodax.testing.servers import client_kwargs, moto_server, string_key_table
 
 TABLE = "aiodax-soak"
 PARTITIONS = ("p0", "p1")

@@ -1,6 +1,6 @@
 """Stampedes against an embedded moto server, uncached and through aiodax.
 
-The same machinery as ``aiodax stampede`` (``aiodax._stampede``), over a few shapes of
+The same machinery as ``aiodax stampede`` (``aiodax.stampede``), over a few shapes of
 load, summarized as one markdown table.  Counts of requests reaching DynamoDB are
 exact; latencies and throughput depend on the machine (moto runs in this process
 and shares its CPU with the load).
@@ -13,8 +13,8 @@ import dataclasses
 import uuid
 from typing import Any
 
-from aiodax._embedded import moto_server
-from aiodax._stampede import LoadSpec, Target, report_object, run_stampede
+from aiodax.stampede import LoadSpec, Target, report_object, run_stampede
+from aiodax.testing.servers import moto_server
 
 from ._common import environment, markdown_table
 

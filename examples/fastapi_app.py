@@ -39,7 +39,7 @@ from boto3.dynamodb.conditions import Key  # type: ignore[import-untyped]
 from fastapi import FastAPI, HTTPException, Request
 
 import aiodax
-from aiodax._embedded import client_kwargs, string_key_table
+from aiodax.testing.servers import client_kwargs, string_key_table
 
 ENDPOINT_URL_ENV = "AIODAX_ENDPOINT_URL"
 TABLE_ENV = "AIODAX_TABLE"
@@ -188,7 +188,7 @@ async def demo(endpoint_url: str) -> None:
 
 
 if __name__ == "__main__":
-    from aiodax._embedded import moto_server
+    from aiodax.testing.servers import moto_server
 
     with moto_server() as url:
         asyncio.run(demo(url))

@@ -15,7 +15,7 @@ import aioboto3
 from boto3.dynamodb.conditions import Key
 
 import aiodax
-from aiodax._embedded import client_kwargs, moto_server
+from aiodax.testing.servers import client_kwargs, moto_server
 
 
 async def main(endpoint_url: str) -> None:

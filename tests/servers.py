@@ -1,10 +1,10 @@
 """The test suite's servers: aiodax's embedded ones, plus what only tests need.
 
 The servers themselves (moto's server in a thread, AWS's DynamoDB Local as a child
-process, both on 127.0.0.1) live in ``aiodax._embedded``, shared with the
-``aiodax stampede`` command and the benchmarks.  ``moto.mock_aws`` cannot stand in
-for them: it does not intercept aiobotocore, so every client gets an explicit
-``endpoint_url``.
+process, both on 127.0.0.1) are aiodax's public ``aiodax.testing.servers``, shared
+with the ``aiodax stampede`` command, the pytest plugin and the benchmarks.
+``moto.mock_aws`` cannot stand in for them: it does not intercept aiobotocore, so
+every client gets an explicit ``endpoint_url``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Literal, NoReturn, Protocol, TypeAlias
 
 import pytest
 
-from aiodax import _embedded
-from aiodax._embedded import (
+import aiodax.testing.servers as aiodax_servers
+from aiodax.testing.servers import (
     DYNAMODB_LOCAL_DIR_ENV,
     REGION,
     ClientKwargs,
@@ -67,8 +67,8 @@ class MakeTable(Protocol):
 @contextlib.contextmanager
 def dynamodb_local(*, startup_timeout: float = 30.0) -> Iterator[str]:
     """DynamoDB Local from ``$AIODAX_DYNAMODB_LOCAL_DIR`` or this checkout's ``.cache``."""
-    with _embedded.dynamodb_local(
-        _embedded.dynamodb_local_dir(REPO_ROOT), startup_timeout=startup_timeout
+    with aiodax_servers.dynamodb_local(
+        aiodax_servers.dynamodb_local_dir(REPO_ROOT), startup_timeout=startup_timeout
     ) as url:
         yield url
 

@@ -1,8 +1,9 @@
 """The ``aiodax stampede`` command: arguments, the load it plans, what it reports.
 
-The command runs in-process (``aiodax._cli.main_async``) with small loads against
-its own embedded moto server, or against the suite's servers with ``--endpoint-url``;
-one test runs it as ``python -m aiodax`` to see it exit without a word on stderr.
+The command runs in-process (``aiodax.stampede.cli.main_async``) with small loads
+against its own embedded moto server, or against the suite's servers with
+``--endpoint-url``; one test runs it as ``python -m aiodax`` to see it exit without a
+word on stderr.
 Nothing here asserts timing: only counts that the cache makes exact.
 """
 
@@ -20,12 +21,12 @@ from typing import Any
 
 import pytest
 
-from aiodax import _cli
-from aiodax._stampede import (
+from aiodax.stampede import (
     REPORT_KEYS,
     LoadResult,
     LoadSpec,
     RunResult,
+    cli,
     percentile,
     plan_operations,
     summarize,
@@ -36,7 +37,7 @@ SMALL_LOAD = ["--requests", "300", "--concurrency", "50", "--keys", "1"]
 
 async def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
     """Run the command in-process with ``--json``; return the one object it printed."""
-    assert await _cli.main_async(["stampede", *args, "--json"]) == 0
+    assert await cli.main_async(["stampede", *args, "--json"]) == 0
     out = capsys.readouterr().out
     report: dict[str, Any] = json.loads(out)  # exactly one JSON document, nothing else
     return report
@@ -112,7 +113,7 @@ async def test_text_report_shows_both_runs_and_stops_its_server(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     args = ["stampede", "--requests", "60", "--concurrency", "10"]
-    assert await _cli.main_async(args) == 0
+    assert await cli.main_async(args) == 0
     out = capsys.readouterr().out
 
     lines = out.splitlines()
@@ -185,7 +186,7 @@ async def test_missing_table_fails_with_a_clear_message(
     moto_endpoint: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["stampede", "--endpoint-url", moto_endpoint, "--table", "no-such-table"]
-    assert await _cli.main_async(args) == 1
+    assert await cli.main_async(args) == 1
 
     err = capsys.readouterr().err
     assert "table 'no-such-table' not found" in err
@@ -196,7 +197,7 @@ async def test_missing_dynamodb_local_fails_with_a_clear_message(
 ) -> None:
     monkeypatch.setenv("AIODAX_DYNAMODB_LOCAL_DIR", str(tmp_path))
 
-    assert await _cli.main_async(["stampede", "--backend", "dynamodb-local"]) == 1
+    assert await cli.main_async(["stampede", "--backend", "dynamodb-local"]) == 1
 
     err = capsys.readouterr().err
     assert "DynamoDBLocal.jar not found" in err
@@ -232,7 +233,7 @@ def test_bad_arguments_exit_2_with_a_clear_message(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        _cli.main(["stampede", *args])
+        cli.main(["stampede", *args])
 
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
@@ -254,7 +255,7 @@ def test_endpoint_url_off_this_machine_is_refused(
     url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        _cli.main(["stampede", "--endpoint-url", url, "--table", "t"])
+        cli.main(["stampede", "--endpoint-url", url, "--table", "t"])
 
     assert exit_info.value.code == 2
     assert f"--endpoint-url: refusing {url!r}" in capsys.readouterr().err
@@ -264,16 +265,16 @@ def test_endpoint_url_off_this_machine_is_refused(
     "url", ["http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000/"]
 )
 def test_loopback_urls_are_accepted(url: str) -> None:
-    assert _cli.loopback_url(url) == url
+    assert cli.loopback_url(url) == url
 
 
 def test_plot_without_matplotlib_exits_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(_cli, "matplotlib_available", lambda: False)
+    monkeypatch.setattr(cli, "matplotlib_available", lambda: False)
 
     with pytest.raises(SystemExit) as exit_info:
-        _cli.main(["stampede", "--plot", "out.png"])
+        cli.main(["stampede", "--plot", "out.png"])
 
     assert exit_info.value.code == 2
     assert "--plot needs matplotlib" in capsys.readouterr().err
@@ -282,10 +283,10 @@ def test_plot_without_matplotlib_exits_2(
 def test_plot_into_a_missing_directory_exits_2_before_any_load(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(_cli, "matplotlib_available", lambda: True)
+    monkeypatch.setattr(cli, "matplotlib_available", lambda: True)
 
     with pytest.raises(SystemExit) as exit_info:
-        _cli.main(["stampede", "--plot", "/nonexistent-aiodax-dir/out.png"])
+        cli.main(["stampede", "--plot", "/nonexistent-aiodax-dir/out.png"])
 
     assert exit_info.value.code == 2
     assert "does not exist" in capsys.readouterr().err
@@ -293,7 +294,7 @@ def test_plot_into_a_missing_directory_exits_2_before_any_load(
 
 def test_a_subcommand_is_required(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        _cli.main([])
+        cli.main([])
 
     assert exit_info.value.code == 2
     assert "COMMAND" in capsys.readouterr().err

@@ -8,6 +8,10 @@ request reached DynamoDB.  Wrap it with ``Cache.wrap`` like a real client::
     raw = InstrumentedClient(client)
     raw.fail("get_item", "ProvisionedThroughputExceededException", times=1)
     cached = cache.wrap(raw)
+
+:mod:`aiodax.testing.servers` starts DynamoDB-compatible servers on 127.0.0.1 (moto's,
+AWS's DynamoDB Local) for such tests, and :mod:`aiodax.testing.plugin` offers them
+and cached clients as pytest fixtures.
 """
 
 from __future__ import annotations

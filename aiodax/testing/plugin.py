@@ -6,7 +6,7 @@ any project that has aiodax, pytest and pytest-asyncio installed:
 - ``aiodax_moto_endpoint`` (session): moto's server on 127.0.0.1, its URL
   (``pip install 'aiodax[demo]'``; skipped when moto is missing);
 - ``aiodax_dynamodb_local_endpoint`` (session): AWS's DynamoDB Local, its URL
-  (skipped when Java or the jar is missing, see ``aiodax._embedded``);
+  (skipped when Java or the jar is missing, see ``aiodax.testing.servers``);
 - ``aiodax_cache``: a fresh ``aiodax.Cache``, closed after the test;
 - ``aiodax_client``: an aiobotocore DynamoDB client of the moto server, wrapped by
   ``aiodax_cache``;
@@ -26,7 +26,7 @@ import pytest
 import pytest_asyncio
 
 import aiodax
-from aiodax import _embedded
+from aiodax.testing import servers
 
 __all__ = [
     "aiodax_cache",
@@ -41,7 +41,7 @@ def _server(factory: Any) -> Iterator[str]:
     with contextlib.ExitStack() as stack:
         try:
             url: str = stack.enter_context(factory())
-        except _embedded.ServerUnavailable as exc:
+        except servers.ServerUnavailable as exc:
             pytest.skip(exc.reason)
         yield url
 
@@ -49,13 +49,13 @@ def _server(factory: Any) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def aiodax_moto_endpoint() -> Iterator[str]:
     """The URL of moto's server, run in a thread on 127.0.0.1 for the session."""
-    yield from _server(_embedded.moto_server)
+    yield from _server(servers.moto_server)
 
 
 @pytest.fixture(scope="session")
 def aiodax_dynamodb_local_endpoint() -> Iterator[str]:
     """The URL of DynamoDB Local (in memory) on 127.0.0.1; skipped without Java or jar."""
-    yield from _server(_embedded.dynamodb_local)
+    yield from _server(servers.dynamodb_local)
 
 
 @pytest_asyncio.fixture
@@ -73,7 +73,7 @@ async def aiodax_client(
     import aioboto3
 
     session = aioboto3.Session()
-    kwargs = _embedded.client_kwargs(aiodax_moto_endpoint)
+    kwargs = servers.client_kwargs(aiodax_moto_endpoint)
     async with session.client("dynamodb", **kwargs) as client:
         yield aiodax_cache.wrap(client)
 
@@ -86,6 +86,6 @@ async def aiodax_resource(
     import aioboto3
 
     session = aioboto3.Session()
-    kwargs = _embedded.client_kwargs(aiodax_moto_endpoint)
+    kwargs = servers.client_kwargs(aiodax_moto_endpoint)
     async with session.resource("dynamodb", **kwargs) as resource:
         yield aiodax_cache.wrap(resource)

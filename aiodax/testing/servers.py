@@ -1,17 +1,40 @@
-"""DynamoDB-compatible servers on loopback, started by this process.
+"""DynamoDB-compatible servers on loopback, for tests, demos and benchmarks.
 
-Plain context managers, for the ``aiodax stampede`` command, the benchmarks and the
-test suite alike:
+Each server is a plain (synchronous) context manager that starts it on a free port
+of 127.0.0.1 and yields its endpoint URL; leaving the ``with`` block stops it::
+
+    import asyncio
+
+    import aioboto3
+
+    import aiodax
+    from aiodax.testing.servers import client_kwargs, moto_server, string_key_table
+
+
+    async def main(url: str) -> None:
+        async with aiodax.client(aioboto3.Session(), **client_kwargs(url)) as dynamodb:
+            await dynamodb.create_table(**string_key_table("orders"))
+            ...
+
+
+    with moto_server() as url:
+        asyncio.run(main(url))
 
 - :func:`moto_server` runs moto's server in a thread of this process
   (``pip install 'aiodax[demo]'``).
 - :func:`dynamodb_local` runs AWS's DynamoDB Local (Java) as a child process; the jar
-  comes from ``scripts/fetch-dynamodb-local``.
+  comes from ``scripts/fetch-dynamodb-local`` or ``$AIODAX_DYNAMODB_LOCAL_DIR``.
+- :func:`client_kwargs` and :func:`string_key_table` are the client arguments and
+  ``CreateTable`` request that suit either.
 
-Both yield an ``http://127.0.0.1:<port>`` endpoint URL and never listen on another
-address than loopback (DynamoDB Local has no bind option: only its port is chosen
-here, and clients use 127.0.0.1).  ``moto.mock_aws`` cannot stand in for either: it
-does not intercept aiobotocore, so every client needs an explicit ``endpoint_url``.
+Neither server listens on another address than loopback (DynamoDB Local has no bind
+option: only its port is chosen here, and clients use 127.0.0.1).  A server that
+cannot start on this machine raises :class:`ServerUnavailable`, which a test can turn
+into a skip.  ``moto.mock_aws`` cannot stand in for either: it does not intercept
+aiobotocore, so every client needs an explicit ``endpoint_url``.
+
+The ``aiodax stampede`` command, the pytest plugin (:mod:`aiodax.testing.plugin`),
+the benchmarks and aiodax's own test suite all use these.
 """
 
 from __future__ import annotations
@@ -31,16 +54,20 @@ from typing import IO, Any, TypedDict
 from aiobotocore.config import AioConfig
 
 __all__ = [
-    "DYNAMODB_LOCAL_DIR_ENV",
-    "HOST",
-    "REGION",
-    "ClientKwargs",
-    "ServerUnavailable",
-    "client_kwargs",
+    # The servers
+    "moto_server",
     "dynamodb_local",
     "dynamodb_local_dir",
-    "moto_server",
+    "ServerUnavailable",
+    # Talking to them
+    "client_kwargs",
+    "ClientKwargs",
     "string_key_table",
+    # Constants
+    "HOST",
+    "REGION",
+    "DYNAMODB_LOCAL_DIR_ENV",
+    "DYNAMODB_LOCAL_SUBDIR",
 ]
 
 #: Where DynamoDB Local's ``DynamoDBLocal.jar`` and ``DynamoDBLocal_lib/`` are, if set.
@@ -48,12 +75,18 @@ DYNAMODB_LOCAL_DIR_ENV = "AIODAX_DYNAMODB_LOCAL_DIR"
 #: Where ``scripts/fetch-dynamodb-local`` puts them, relative to the repository root.
 DYNAMODB_LOCAL_SUBDIR = Path(".cache", "dynamodb-local", "package", "emulator")
 
+#: The region :func:`client_kwargs` signs for unless told otherwise.
 REGION = "us-east-1"
+#: The only address the servers listen on and their URLs name.
 HOST = "127.0.0.1"
 
 
 class ServerUnavailable(Exception):
-    """A server cannot be started on this machine (missing Java, jar or package)."""
+    """A server cannot be started on this machine (missing Java, jar or package).
+
+    ``reason`` says what is missing and how to get it, fit to pass to
+    ``pytest.skip``.
+    """
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -61,7 +94,11 @@ class ServerUnavailable(Exception):
 
 
 class ClientKwargs(TypedDict):
-    """Keyword arguments for ``aioboto3.Session().client("dynamodb", **kwargs)``."""
+    """Keyword arguments for ``aioboto3.Session().client("dynamodb", **kwargs)``.
+
+    They suit ``session.resource("dynamodb", **kwargs)``, ``aiodax.client`` and
+    ``aiodax.resource`` as well.
+    """
 
     endpoint_url: str
     region_name: str
@@ -78,6 +115,9 @@ def client_kwargs(
     max_pool_connections: int = 10,
 ) -> ClientKwargs:
     """Client arguments for a local server: a fixed region and dummy credentials.
+
+    ``max_attempts`` is botocore's ``total_max_attempts`` (2: one retry at most) and
+    ``max_pool_connections`` the size of the client's connection pool.
 
     Explicit credentials keep botocore from looking for a real AWS identity, and
     empty proxy URLs keep an ``HTTP_PROXY`` of the environment from routing loopback
@@ -100,7 +140,11 @@ def client_kwargs(
 
 
 def string_key_table(table: str, hash_key: str = "pk", range_key: str | None = None) -> Any:
-    """``CreateTable`` arguments for an on-demand table keyed by string attributes."""
+    """``CreateTable`` arguments for an on-demand table keyed by string attributes.
+
+    Pass them as ``client.create_table(**string_key_table("orders"))``; the table
+    has the partition key ``hash_key`` and, if given, the sort key ``range_key``.
+    """
     keys = [(hash_key, "HASH")] + ([(range_key, "RANGE")] if range_key else [])
     return {
         "TableName": table,
@@ -114,9 +158,10 @@ def string_key_table(table: str, hash_key: str = "pk", range_key: str | None = N
 def moto_server() -> Iterator[str]:
     """Run moto's server on a free loopback port in a thread; yield its URL.
 
-    moto keeps its tables per process, not per server: every moto server this
-    process starts serves the same tables.  Raises :class:`ServerUnavailable` when
-    moto's server dependencies are missing.
+    The URL is ``http://127.0.0.1:<port>``; the server stops, and its port closes,
+    when the ``with`` block ends.  moto keeps its tables per process, not per
+    server: every moto server this process starts serves the same tables.  Raises
+    :class:`ServerUnavailable` when moto's server dependencies are missing.
     """
     try:
         from moto.moto_server.werkzeug_app import MotoRequestHandler
@@ -168,7 +213,10 @@ def dynamodb_local(
 ) -> Iterator[str]:
     """Run DynamoDB Local (in memory) on a free port; yield its loopback URL.
 
-    ``emulator_dir`` defaults to :func:`dynamodb_local_dir`.  Raises
+    The server is started with ``-inMemory -sharedDb``: it keeps nothing on disk,
+    and every access key and region sees the same tables.  ``emulator_dir``
+    defaults to :func:`dynamodb_local_dir`; ``startup_timeout`` is how many seconds
+    it may take to listen.  Raises
     :class:`ServerUnavailable` when Java or the jar is missing, and
     :class:`RuntimeError` (with the end of the server's log) when it fails to start.
     """

@@ -1,10 +1,13 @@
-"""The ``aiodax`` command (also ``python -m aiodax``).
+"""The ``aiodax`` command (also ``python -m aiodax``): its arguments, and ``main``.
 
 ``aiodax stampede`` drives a hot-key stampede against a DynamoDB endpoint on this
 machine, first with a plain aioboto3 client and then through ``aiodax.Cache``, and
 reports side by side how many requests reached DynamoDB and how long reads took.
 By default it starts its own moto server on 127.0.0.1 with a seeded table; it never
 sends a request anywhere but loopback.
+
+This module parses and checks the arguments, starts the embedded server and shows
+progress; the load, the runs and the report are the rest of :mod:`aiodax.stampede`.
 """
 
 from __future__ import annotations
@@ -12,8 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
-import importlib.util
+import dataclasses
 import json
 import math
 import sys
@@ -24,18 +26,13 @@ from pathlib import Path
 from typing import Any, Final, TextIO, TypeVar
 from urllib.parse import urlsplit
 
-from . import __version__
-from ._embedded import REGION, ServerUnavailable, dynamodb_local, moto_server
-from ._stampede import (
-    OP_CHOICES,
-    LoadSpec,
-    StampedeResult,
-    Target,
-    TargetError,
-    format_report,
-    report_object,
-    run_stampede,
-)
+from .. import __version__
+from ..testing.servers import REGION, ServerUnavailable, dynamodb_local, moto_server
+from .load import OP_CHOICES, LoadSpec
+from .plot import matplotlib_available, write_plot
+from .report import format_report, report_object
+from .runs import run_stampede
+from .target import Target, TargetError
 
 T = TypeVar("T")
 
@@ -160,81 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not put the --keys items before the load (keys stampede#000000, ...)",
     )
 
-    load = stampede.add_argument_group("load")
-    defaults = LoadSpec()
-    load.add_argument(
-        "--requests",
-        type=_bounded_int(1, MAX_REQUESTS),
-        default=defaults.requests,
-        metavar="N",
-        help="requests per run (default: %(default)s)",
-    )
-    load.add_argument(
-        "--concurrency",
-        type=_bounded_int(1, MAX_CONCURRENCY),
-        default=defaults.concurrency,
-        metavar="N",
-        help="workers, all started at once (default: %(default)s)",
-    )
-    load.add_argument(
-        "--duration",
-        type=_bounded_float(0, MAX_DURATION, low_inclusive=False, what="seconds"),
-        default=defaults.duration,
-        metavar="SECONDS",
-        help="most seconds each run may take: it stops early then (default: %(default)g)",
-    )
-    load.add_argument(
-        "--keys",
-        type=_bounded_int(1, MAX_KEYS),
-        default=defaults.keys,
-        metavar="N",
-        help="distinct items read (default: %(default)s)",
-    )
-    load.add_argument(
-        "--skew",
-        type=_bounded_float(0, 100),
-        default=defaults.skew,
-        metavar="S",
-        help="Zipf exponent: the key of popularity rank r is chosen with weight 1/r**S; "
-        "0 = uniform (default: %(default)g)",
-    )
-    load.add_argument(
-        "--write-ratio",
-        type=_bounded_float(0, 1, what="a fraction"),
-        default=defaults.write_ratio,
-        metavar="FRACTION",
-        help="fraction of requests that are PutItem, written through the cache "
-        "(default: %(default)g)",
-    )
-    load.add_argument(
-        "--op",
-        choices=OP_CHOICES,
-        default=defaults.op,
-        help="reads: GetItem, Query of the key's partition, or half of each (default: %(default)s)",
-    )
-    load.add_argument(
-        "--ttl",
-        type=_bounded_float(0, 86_400 * 365, what="seconds"),
-        default=defaults.ttl,
-        metavar="SECONDS",
-        help="item and query TTL of the cached run; 0 = nothing kept, only concurrent "
-        "misses coalesced (default: %(default)g)",
-    )
-    load.add_argument(
-        "--seed",
-        type=int,
-        default=defaults.seed,
-        metavar="N",
-        help="random seed of the plan both runs replay (default: %(default)s)",
-    )
-    load.add_argument(
-        "--max-connections",
-        type=_bounded_int(1, MAX_CONCURRENCY),
-        default=defaults.max_connections,
-        metavar="N",
-        help="HTTP connections of each run's client; more than botocore's default of 10 "
-        "spreads the uncached run's queueing more fairly (default: %(default)s)",
-    )
+    _add_load_options(stampede.add_argument_group("load"))
 
     output = stampede.add_argument_group("output")
     output.add_argument(
@@ -246,6 +169,68 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot", type=Path, metavar="FILE.png", help="also draw the comparison (needs matplotlib)"
     )
     return parser
+
+
+def _add_load_options(load: argparse._ArgumentGroup) -> None:
+    """One option per ``LoadSpec`` field, named after it and defaulting to its default."""
+    defaults = LoadSpec()
+
+    def option(
+        flag: str, parse: Callable[[str], Any], metavar: str | None, text: str, **extra: Any
+    ) -> None:
+        default = getattr(defaults, flag.removeprefix("--").replace("-", "_"))
+        shown = "%(default)g" if isinstance(default, float) else "%(default)s"
+        load.add_argument(
+            flag,
+            type=parse,
+            default=default,
+            metavar=metavar,
+            help=f"{text} (default: {shown})",
+            **extra,
+        )
+
+    option("--requests", _bounded_int(1, MAX_REQUESTS), "N", "requests per run")
+    option("--concurrency", _bounded_int(1, MAX_CONCURRENCY), "N", "workers, all started at once")
+    option(
+        "--duration",
+        _bounded_float(0, MAX_DURATION, low_inclusive=False, what="seconds"),
+        "SECONDS",
+        "most seconds each run may take: it stops early then",
+    )
+    option("--keys", _bounded_int(1, MAX_KEYS), "N", "distinct items read")
+    option(
+        "--skew",
+        _bounded_float(0, 100),
+        "S",
+        "Zipf exponent: the key of popularity rank r is chosen with weight 1/r**S; 0 = uniform",
+    )
+    option(
+        "--write-ratio",
+        _bounded_float(0, 1, what="a fraction"),
+        "FRACTION",
+        "fraction of requests that are PutItem, written through the cache",
+    )
+    option(
+        "--op",
+        str,
+        None,  # the choices stand in the help instead
+        "reads: GetItem, Query of the key's partition, or half of each",
+        choices=OP_CHOICES,
+    )
+    option(
+        "--ttl",
+        _bounded_float(0, 86_400 * 365, what="seconds"),
+        "SECONDS",
+        "item and query TTL of the cached run; 0 = nothing kept, only concurrent misses coalesced",
+    )
+    option("--seed", int, "N", "random seed of the plan both runs replay")
+    option(
+        "--max-connections",
+        _bounded_int(1, MAX_CONCURRENCY),
+        "N",
+        "HTTP connections of each run's client; more than botocore's default of 10 spreads "
+        "the uncached run's queueing more fairly",
+    )
 
 
 def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -263,22 +248,10 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
             parser.error(f"--plot: directory {str(args.plot.parent)!r} does not exist")
 
 
-def matplotlib_available() -> bool:
-    return importlib.util.find_spec("matplotlib") is not None
-
-
 def _load_spec(args: argparse.Namespace) -> LoadSpec:
+    """The ``LoadSpec`` of the ``load`` options, each named after its field."""
     return LoadSpec(
-        requests=args.requests,
-        concurrency=args.concurrency,
-        duration=args.duration,
-        keys=args.keys,
-        skew=args.skew,
-        write_ratio=args.write_ratio,
-        op=args.op,
-        ttl=args.ttl,
-        seed=args.seed,
-        max_connections=args.max_connections,
+        **{field.name: getattr(args, field.name) for field in dataclasses.fields(LoadSpec)}
     )
 
 
@@ -313,30 +286,7 @@ async def _run(args: argparse.Namespace) -> int:
     progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
     try:
         async with contextlib.AsyncExitStack() as stack:
-            if args.endpoint_url is not None:
-                target = Target(
-                    args.endpoint_url,
-                    args.table,
-                    create=False,
-                    seed=args.seed_items,
-                    label=args.endpoint_url,
-                    region=args.region,
-                )
-            else:
-                backend = args.backend or "moto"
-                server = moto_server() if backend == "moto" else dynamodb_local()
-                try:
-                    url = await _enter_in_thread(stack, server)
-                except RuntimeError as error:  # DynamoDB Local did not start: says why
-                    raise TargetError(str(error)) from error
-                target = Target(
-                    url,
-                    args.table or EMBEDDED_TABLE_PREFIX + uuid.uuid4().hex[:8],
-                    create=True,
-                    seed=args.seed_items,
-                    label=f"{backend} (embedded, {url})",
-                    region=args.region,
-                )
+            target = await _target(args, stack)
             result = await run_stampede(
                 target, spec, on_progress=None if progress is None else progress.update
             )
@@ -354,12 +304,35 @@ async def _run(args: argparse.Namespace) -> int:
         print(format_report(result))
     if args.plot is not None:
         try:
-            _plot(result, args.plot)
+            write_plot(result, args.plot)
         except OSError as error:
             print(f"{PROG} stampede: error: cannot write the plot: {error}", file=sys.stderr)
             return EXIT_FAILED
         print(f"{PROG} stampede: plot written to {args.plot}", file=sys.stderr)
     return EXIT_OK
+
+
+async def _target(args: argparse.Namespace, stack: contextlib.AsyncExitStack) -> Target:
+    """The ``--endpoint-url`` table, or else an embedded server (left with ``stack``)."""
+    if args.endpoint_url is not None:
+        url, table, label = args.endpoint_url, args.table, args.endpoint_url
+    else:
+        backend = args.backend or "moto"
+        server = moto_server() if backend == "moto" else dynamodb_local()
+        try:
+            url = await _enter_in_thread(stack, server)
+        except RuntimeError as error:  # DynamoDB Local did not start: says why
+            raise TargetError(str(error)) from error
+        table = args.table or EMBEDDED_TABLE_PREFIX + uuid.uuid4().hex[:8]
+        label = f"{backend} (embedded, {url})"
+    return Target(
+        url,
+        table,
+        create=args.endpoint_url is None,
+        seed=args.seed_items,
+        label=label,
+        region=args.region,
+    )
 
 
 async def _enter_in_thread(
@@ -398,49 +371,3 @@ class _Progress:
             self._stream.write("\r")
         self._stream.flush()
         self._width = len(line)
-
-
-def _plot(result: StampedeResult, path: Path) -> None:
-    """Backend requests and latency percentiles, uncached beside cached."""
-    matplotlib: Any = importlib.import_module("matplotlib")
-    matplotlib.use("Agg")  # files only: no display needed
-    pyplot: Any = importlib.import_module("matplotlib.pyplot")
-    report = report_object(result)
-    runs = ("uncached", "cached")
-    figure, (requests_axes, latency_axes) = pyplot.subplots(1, 2, figsize=(10, 4))
-    try:
-        counts = [report[run]["backend_requests"] for run in runs]
-        requests_axes.bar(runs, counts, color=["#c44e52", "#4c72b0"])
-        requests_axes.set_yscale("symlog")
-        requests_axes.set_ylim(0, max(1, *counts) * 4)  # room for the labels above the bars
-        requests_axes.set_title("requests that reached DynamoDB")
-        for index, count in enumerate(counts):
-            requests_axes.annotate(f"{count:,}", (index, count), ha="center", va="bottom")
-        names = ("p50_ms", "p90_ms", "p99_ms", "max_ms")
-        width = 0.38
-        for offset, run, color in (
-            (-width / 2, "uncached", "#c44e52"),
-            (width / 2, "cached", "#4c72b0"),
-        ):
-            latency_axes.bar(
-                [index + offset for index in range(len(names))],
-                [report[run][name] for name in names],
-                width,
-                label=run,
-                color=color,
-            )
-        latency_axes.set_xticks(range(len(names)), [name.removesuffix("_ms") for name in names])
-        latency_axes.set_yscale("log")
-        latency_axes.set_ylabel("ms")
-        latency_axes.set_title("read latency")
-        latency_axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
-        spec = result.spec
-        figure.suptitle(
-            f"aiodax stampede: {spec.requests:,} {spec.op} requests, "
-            f"{spec.keys:,} {'key' if spec.keys == 1 else 'keys'}, "
-            f"concurrency {spec.concurrency:,}"
-        )
-        figure.tight_layout()
-        figure.savefig(path, dpi=120)
-    finally:
-        pyplot.close(figure)

@@ -10,7 +10,7 @@ another key type, the same key's cached value) are still served, unchanged, as h
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from tests.servers import MakeTable
 
 
-async def outcome(call: Awaitable[dict[str, Any]]) -> tuple[Any, ...]:
+async def outcome(call: Awaitable[Mapping[str, Any]]) -> tuple[Any, ...]:
     """("ok", response) or ("error", exception class, DynamoDB's code or None)."""
     try:
         response = await call

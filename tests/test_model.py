@@ -19,6 +19,7 @@ import asyncio
 import itertools
 import os
 import random
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import aioboto3
@@ -88,7 +89,7 @@ class Model:
         return f"v{next(self.values)}"
 
 
-def value_of(response: dict[str, Any]) -> str | None:
+def value_of(response: Mapping[str, Any]) -> str | None:
     item = response.get("Item")
     return None if item is None else item["v"]["S"]
 

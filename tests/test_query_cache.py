@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -96,7 +97,7 @@ async def assert_pages_agree(
     assert [normalized(p) for p in pages] == [normalized(p) for p in direct_pages]
 
 
-def normalized(page: dict[str, Any]) -> dict[str, Any]:
+def normalized(page: Mapping[str, Any]) -> dict[str, Any]:
     """A page without metadata; a scan's item order is DynamoDB's to choose."""
     page = strip_metadata(page)
     if "Items" in page:

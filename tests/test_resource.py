@@ -7,7 +7,7 @@ what reached DynamoDB is read from ``Cache.stats()["BackendRequests"]``.
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +73,7 @@ def by_key(page: dict[str, Any]) -> dict[str, Any]:
     return page
 
 
-async def same(cached: Awaitable[dict[str, Any]], plain: Awaitable[dict[str, Any]]) -> Any:
+async def same(cached: Awaitable[Mapping[str, Any]], plain: Awaitable[Mapping[str, Any]]) -> Any:
     """Both calls give the same answer (or the same DynamoDB error); return it."""
     through_cache = await outcome(cached)
     assert through_cache == await outcome(plain)
@@ -558,7 +558,7 @@ async def test_batch_get_and_write_item_on_the_resource(
         two: {"Keys": [{"pk": "y"}, {"pk": "absent"}], "ProjectionExpression": "s"},
     }
 
-    def ordered(response: dict[str, Any]) -> dict[str, Any]:
+    def ordered(response: Mapping[str, Any]) -> dict[str, Any]:
         response = strip_metadata(response)
         for items in response["Responses"].values():
             items.sort(key=lambda i: repr(sorted(i)))

@@ -8,7 +8,7 @@ never-retrieved exception fails it.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -124,7 +124,7 @@ async def test_closing_the_cache_fails_waiters_cleanly(
     instrumented = InstrumentedClient(raw_client)
     instrumented.hold("get_item")
     cache = aiodax.Cache()
-    cached = cache.wrap(instrumented)  # type: ignore[arg-type]
+    cached = cache.wrap(cast("DynamoDBClient", instrumented))
     waiters = [asyncio.create_task(cached.get_item(TableName=seeded, Key=KEY)) for _ in range(3)]
     await until(lambda: instrumented.in_flight["get_item"] == 1)
 

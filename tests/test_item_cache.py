@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import pickle
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aioboto3
 import pytest
@@ -89,7 +89,7 @@ async def test_entries_expire_at_ttl(
     table = await make_table()
     instrumented = InstrumentedClient(raw_client)
     async with aiodax.Cache(item_ttl=10, negative_ttl=2, clock=clock) as cache:
-        cached = cache.wrap(instrumented)
+        cached = cache.wrap(cast("DynamoDBClient", instrumented))
         await raw_client.put_item(TableName=table, Item={"pk": {"S": "a"}, "v": {"N": "1"}})
         await cached.get_item(TableName=table, Key={"pk": {"S": "a"}})
         await cached.get_item(TableName=table, Key={"pk": {"S": "none"}})
@@ -117,7 +117,7 @@ async def test_zero_ttl_caches_nothing_and_none_never_expires(
     instrumented = InstrumentedClient(raw_client)
     tables = {short: aiodax.TableConfig(item_ttl=0), forever: aiodax.TableConfig(item_ttl=None)}
     async with aiodax.Cache(tables=tables, clock=clock) as cache:
-        cached = cache.wrap(instrumented)
+        cached = cache.wrap(cast("DynamoDBClient", instrumented))
         for _ in range(2):
             await cached.get_item(TableName=short, Key={"pk": {"S": "a"}})
             await cached.get_item(TableName=forever, Key={"pk": {"S": "a"}})
@@ -178,7 +178,7 @@ async def test_equal_numbers_are_one_item(
     table = await make_table(hash_key=("pk", "N"))
     instrumented = InstrumentedClient(raw_client)
     async with aiodax.Cache() as cache:
-        cached = cache.wrap(instrumented)
+        cached = cache.wrap(cast("DynamoDBClient", instrumented))
         await cached.get_item(TableName=table, Key={"pk": {"N": "10"}})
         await cached.put_item(TableName=table, Item={"pk": {"N": "1E+1"}, "v": {"S": "x"}})
         # "10", "10.0" and "1E+1" name one item: the write must be visible under each

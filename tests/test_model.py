@@ -20,7 +20,7 @@ import itertools
 import os
 import random
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aioboto3
 import pytest
@@ -242,10 +242,12 @@ async def test_concurrent_reads_and_writes_match_the_model(
         session.resource("dynamodb", **client_kwargs) as resource,
         aiodax.Cache() as cache,
     ):
-        cached = cache.wrap(Jittery(raw_client, seed))  # type: ignore[arg-type]
+        cached = cache.wrap(cast("DynamoDBClient", Jittery(raw_client, seed)))
         cached_resource = cache.wrap(resource)
         # The resource's wire requests go through the same kind of jitter.
-        cached_resource._backend = Jittery(cached_resource._backend, seed + 1)
+        cached_resource._backend = cast(
+            "DynamoDBClient", Jittery(cached_resource._backend, seed + 1)
+        )
         python = await cached_resource.Table(table)
         model = Model()
         for step in steps:

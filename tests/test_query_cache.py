@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -155,7 +155,7 @@ async def test_consistent_reads_always_reach_dynamodb(
 async def test_query_ttl(raw_client: DynamoDBClient, orders: str, clock: Any) -> None:
     instrumented = InstrumentedClient(raw_client)
     async with aiodax.Cache(query_ttl=5, clock=clock) as cache:
-        cached = cache.wrap(instrumented)  # type: ignore[arg-type]
+        cached = cache.wrap(cast("DynamoDBClient", instrumented))
         await cached.query(**query(orders, "A"))
         clock.advance(4.9)
         await cached.query(**query(orders, "A"))
@@ -164,7 +164,7 @@ async def test_query_ttl(raw_client: DynamoDBClient, orders: str, clock: Any) ->
         await cached.query(**query(orders, "A"))
         assert instrumented.calls["query"] == 2
     async with aiodax.Cache(query_ttl=0) as cache:
-        cached = cache.wrap(instrumented)  # type: ignore[arg-type]
+        cached = cache.wrap(cast("DynamoDBClient", instrumented))
         await cached.query(**query(orders, "A"))
         await cached.query(**query(orders, "A"))
         assert instrumented.calls["query"] == 4
@@ -284,7 +284,7 @@ async def test_table_mode_drops_every_page_of_the_table(
 ) -> None:
     instrumented = InstrumentedClient(raw_client)
     async with aiodax.Cache(query_invalidation="table") as cache:
-        cached = cache.wrap(instrumented)  # type: ignore[arg-type]
+        cached = cache.wrap(cast("DynamoDBClient", instrumented))
         await cached.query(**query(orders, "A"))
         await cached.put_item(TableName=orders, Item=item("B", 10))
         await cached.query(**query(orders, "A"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from botocore.exceptions import ClientError
@@ -49,7 +49,7 @@ async def test_with_a_zero_item_ttl_misses_in_flight_are_shared_and_nothing_is_k
 ) -> None:
     await seed(raw_client, table, "hot")
     async with aiodax.Cache(item_ttl=0) as cache:
-        cached = cache.wrap(instrumented)  # type: ignore[arg-type]
+        cached = cache.wrap(cast("DynamoDBClient", instrumented))
         release = instrumented.hold("get_item")
         readers = [
             asyncio.create_task(cached.get_item(TableName=table, Key=key("hot"))) for _ in range(20)
@@ -189,7 +189,7 @@ async def test_unprocessed_keys_are_retried_then_returned_as_dynamodb_does(
     backend = Unprocessing(raw_client, refusals)
     async with aiodax.Cache() as cache:
         cache._engine.retry = type(cache._engine.retry)(attempts=3, base=0.001, cap=0.002)
-        cached = cache.wrap(backend)  # type: ignore[arg-type]
+        cached = cache.wrap(cast("DynamoDBClient", backend))
         request = {table: {"Keys": [key("a")], "ProjectionExpression": "v"}}
 
         response = await cached.batch_get_item(RequestItems=request)

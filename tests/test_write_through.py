@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aioboto3
 import pytest
@@ -149,7 +149,7 @@ async def test_unprocessed_batch_writes_leave_their_keys_as_they_were(
     for name in ("a", "b"):
         await raw_client.put_item(TableName=table, Item={**key(name), "v": {"N": "1"}})
     async with aiodax.Cache() as cache:
-        cached = cache.wrap(LeavesLastUnprocessed(raw_client))  # type: ignore[arg-type]
+        cached = cache.wrap(cast("DynamoDBClient", LeavesLastUnprocessed(raw_client)))
         await cached.get_item(TableName=table, Key=key("b"))
         await cached.batch_write_item(
             RequestItems={
@@ -330,7 +330,7 @@ async def test_composite_keys_are_written_through(
     table = await make_table(hash_key=("pk", "S"), range_key=("sk", "N"))
     instrumented = InstrumentedClient(raw_client)
     async with aiodax.Cache() as cache:
-        cached = cache.wrap(instrumented)  # type: ignore[arg-type]
+        cached = cache.wrap(cast("DynamoDBClient", instrumented))
         item_key = {"sk": {"N": "2"}, "pk": {"S": "p"}}
         await cached.get_item(TableName=table, Key=item_key)
         await cached.put_item(TableName=table, Item={**item_key, "v": {"S": "x"}})

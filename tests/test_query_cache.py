@@ -13,6 +13,7 @@ from aiodax.testing import InstrumentedClient
 from tests.support import strip_metadata, until
 
 if TYPE_CHECKING:
+    from aiobotocore.paginate import AioPageIterator
     from types_aiobotocore_dynamodb import DynamoDBClient
 
     from tests.servers import MakeTable
@@ -90,7 +91,13 @@ async def assert_pages_agree(
         direct = await getattr(raw_client, operation)(**request)
         through_cache = await getattr(cached, operation)(**request)
         assert normalized(through_cache) == normalized(direct), (operation, request)
-    pages = [p async for p in cached.get_paginator("query").paginate(**query(table, "A", Limit=2))]
+    pages = [
+        p
+        async for p in cast(
+            "AioPageIterator[Any]",
+            cached.get_paginator("query").paginate(**query(table, "A", Limit=2)),
+        )
+    ]
     direct_pages = [
         p async for p in raw_client.get_paginator("query").paginate(**query(table, "A", Limit=2))
     ]
@@ -318,17 +325,37 @@ async def test_paginator_pages_are_cached(
 ) -> None:
     request = query(orders, "A", Limit=2)
     direct = [p async for p in raw_client.get_paginator("query").paginate(**request)]
-    first = [p async for p in cached.get_paginator("query").paginate(**request)]
+    first = [
+        p
+        async for p in cast(
+            "AioPageIterator[Any]", cached.get_paginator("query").paginate(**request)
+        )
+    ]
     sent = instrumented.calls["query"]
-    second = [p async for p in cached.get_paginator("query").paginate(**request)]
-    scanned = [p async for p in cached.get_paginator("scan").paginate(TableName=orders, Limit=5)]
+    second = [
+        p
+        async for p in cast(
+            "AioPageIterator[Any]", cached.get_paginator("query").paginate(**request)
+        )
+    ]
+    scanned = [
+        p
+        async for p in cast(
+            "AioPageIterator[Any]", cached.get_paginator("scan").paginate(TableName=orders, Limit=5)
+        )
+    ]
 
     assert [normalized(p) for p in first] == [normalized(p) for p in direct]
     assert [normalized(p) for p in second] == [normalized(p) for p in direct]
     assert sent == len(direct) >= 3
     assert instrumented.calls["query"] == sent  # the second pass sent nothing
     assert sum(p["Count"] for p in scanned) == 12
-    items = [i async for i in cached.get_paginator("query").paginate(**request).search("Items[]")]
+    items = [
+        i
+        async for i in cast(
+            "AioPageIterator[Any]", cached.get_paginator("query").paginate(**request)
+        ).search("Items[]")
+    ]
     assert len(items) == 6
 
 

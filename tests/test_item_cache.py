@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from tests.servers import MakeTable
 
-ITEM = {
+ITEM: dict[str, dict[str, Any]] = {
     "pk": {"S": "user#1"},
     "name": {"S": "Ada"},
     "age": {"N": "36"},
@@ -257,7 +257,7 @@ async def test_projection_is_answered_like_dynamodb(
     ]
     for extra in requests:
         request = {"TableName": table, "Key": {"pk": {"S": "user#1"}}, **extra}
-        direct = await raw_client.get_item(**request)  # type: ignore[arg-type]
+        direct = await raw_client.get_item(**request)
         miss = await cached.get_item(**request)
         hit = await cached.get_item(**request)
         assert strip_metadata(miss) == strip_metadata(direct) == strip_metadata(hit)

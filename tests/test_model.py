@@ -127,6 +127,7 @@ async def run_script(
         seen.append(got)
         return got
 
+    value: str | None  # a write's value; None once the item is deleted
     if kind in ("get", "python_get"):
         await read_own()
     elif kind == "evict_then_get":
@@ -161,7 +162,7 @@ async def run_script(
             )
         await read_own()
     else:
-        value: str | None = model.next_value()
+        value = model.next_value()
         model.written[name].add(value)
         if kind == "put_then_get":
             await cached.put_item(TableName=table, Item={**key, "v": {"S": value}})
@@ -202,12 +203,12 @@ async def assert_cache_agrees(
         assert value_of(through) == value_of(direct), name
         through_python = await python.get_item(Key={"pk": "p", "sk": name})
         assert python_value_of(through_python) == value_of(direct), name
-    query = {
+    query: dict[str, Any] = {
         "TableName": table,
         "KeyConditionExpression": "pk = :p",
         "ExpressionAttributeValues": {":p": {"S": "p"}},
     }
-    direct_page = await raw_client.query(**query, ConsistentRead=True)  # type: ignore[arg-type]
+    direct_page = await raw_client.query(**query, ConsistentRead=True)
     cached_page = await cached.query(**query)
     assert cached_page["Items"] == direct_page["Items"]
     python_page = await python.query(KeyConditionExpression=Key("pk").eq("p"))

@@ -7,7 +7,7 @@ what reached DynamoDB is read from ``Cache.stats()["BackendRequests"]``.
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from tests.support import Unprocessing, outcome, strip_metadata
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
     from types_aiobotocore_dynamodb.service_resource import DynamoDBServiceResource
+    from types_aiobotocore_dynamodb.type_defs import KeysAndAttributesServiceResourceTypeDef
 
     from tests.servers import MakeTable
 
@@ -553,7 +554,7 @@ async def test_batch_get_and_write_item_on_the_resource(
     written = await dynamodb.batch_write_item(RequestItems=writes)
     assert written["UnprocessedItems"] == {}
 
-    keys = {
+    keys: dict[str, KeysAndAttributesServiceResourceTypeDef] = {
         one: {"Keys": [{"pk": "user#1"}, {"pk": "x"}, {"pk": "gone"}]},
         two: {"Keys": [{"pk": "y"}, {"pk": "absent"}], "ProjectionExpression": "s"},
     }
@@ -801,7 +802,7 @@ async def test_table_attributes_load_and_waiters_are_aioboto3s(
     await cached.load()
     assert cached.meta.data["TableName"] == table
     # aioboto3 forgets loaded attributes after every action: so do misses, hits, writes
-    actions = [
+    actions: list[Callable[[Any], Awaitable[Any]]] = [
         lambda t: t.get_item(Key={"pk": "a"}),
         lambda t: t.get_item(Key={"pk": "a"}),
         lambda t: t.put_item(Item={"pk": "a"}),

@@ -356,7 +356,7 @@ async def test_wrap_refuses_what_is_not_a_dynamodb_client(
     cache: aiodax.Cache, target: object
 ) -> None:
     with pytest.raises(aiodax.WrapError, match="DynamoDB client") as error:
-        cache.wrap(target)  # type: ignore[arg-type]
+        cache.wrap(target)  # type: ignore[call-overload]
     assert isinstance(error.value, TypeError)
 
 
@@ -364,12 +364,12 @@ async def test_wrap_refuses_a_cached_client_and_other_services(
     cache: aiodax.Cache, cached: aiodax.CachedClient
 ) -> None:
     with pytest.raises(aiodax.WrapError, match="already cached"):
-        cache.wrap(cached)  # type: ignore[arg-type]
+        cache.wrap(cached)  # type: ignore[call-overload]
     async with aioboto3.Session().client(
         "s3", region_name="us-east-1", endpoint_url="http://127.0.0.1:9"
     ) as s3:
         with pytest.raises(aiodax.WrapError):
-            cache.wrap(s3)  # type: ignore[arg-type]
+            cache.wrap(s3)
 
 
 async def test_control_plane_calls_pass_through_and_forget_the_table(

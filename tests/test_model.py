@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import aioboto3
 import pytest
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import Key  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

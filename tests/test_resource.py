@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import aioboto3
 import pytest
-from boto3.dynamodb.conditions import Attr, Key
-from boto3.dynamodb.types import Binary, TypeDeserializer
+from boto3.dynamodb.conditions import Attr, Key  # type: ignore[import-untyped]
+from boto3.dynamodb.types import Binary, TypeDeserializer  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError
 
 import aiodax
@@ -880,7 +880,7 @@ async def test_wrap_refuses_tables_and_what_is_already_cached(
     table: str,
 ) -> None:
     with pytest.raises(aiodax.WrapError, match=r"service resource, not one of its tables"):
-        cache.wrap(await ddb.Table(table))  # type: ignore[call-overload]
+        cache.wrap(await ddb.Table(table))
     cached: Any
     for cached in (dynamodb, await dynamodb.Table(table)):
         with pytest.raises(aiodax.WrapError, match="already cached"):

@@ -6,7 +6,7 @@ import gc
 import json
 import tracemalloc
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import botocore.session
 import pytest
@@ -130,8 +130,8 @@ def test_python_views_are_sized_within_2x_of_their_memory(
     wire_memory, wire_size = traced(), engine.store.current_size
 
     for store_key, entry in list(engine.store.entries.items()):
-        table, *key = store_key  # type: ignore[misc]
-        engine._item_copies(table, tuple(key), None, entry.image, python_view)  # type: ignore[union-attr]
+        table, *key = cast("tuple[str, *tuple[Any, ...]]", store_key)  # (table, *item key)
+        engine._item_copies(table, tuple(key), None, entry.image, python_view)  # type: ignore[union-attr, arg-type]
 
     view_memory = traced() - wire_memory
     view_size = engine.store.current_size - wire_size

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from botocore.exceptions import ClientError
@@ -215,7 +215,7 @@ async def test_a_keyed_write_overlapping_a_partiql_write_does_not_store_its_valu
         await cached.execute_statement(**update_a(table))
     else:
         statement_sent.set()
-        await statement
+        await cast("asyncio.Task[Any]", statement)  # started with statement_sent
     put_answer.set()
     await put
 

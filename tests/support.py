@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -31,7 +31,7 @@ async def until(condition: Callable[[], bool], *, within: float = 5.0) -> None:
             await asyncio.sleep(0.001)
 
 
-def strip_metadata(response: dict[str, Any]) -> dict[str, Any]:
+def strip_metadata(response: Mapping[str, Any]) -> dict[str, Any]:
     """A response without what legitimately differs between two answers."""
     return {k: v for k, v in response.items() if k not in ("ResponseMetadata", "ConsumedCapacity")}
 
@@ -40,7 +40,7 @@ async def gather_all(*awaitables: Awaitable[Any]) -> list[Any]:
     return list(await asyncio.gather(*awaitables))
 
 
-async def outcome(call: Awaitable[dict[str, Any]]) -> tuple[str, Any]:
+async def outcome(call: Awaitable[Mapping[str, Any]]) -> tuple[str, Any]:
     """("ok", response without metadata) or ("error", DynamoDB's error code)."""
     try:
         response = await call

@@ -10,7 +10,7 @@ another key type, the same key's cached value) are still served, unchanged, as h
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from tests.servers import MakeTable
 
 
-async def outcome(call: Awaitable[dict[str, Any]]) -> tuple[Any, ...]:
+async def outcome(call: Awaitable[Mapping[str, Any]]) -> tuple[Any, ...]:
     """("ok", response) or ("error", exception class, DynamoDB's code or None)."""
     try:
         response = await call
@@ -60,7 +60,10 @@ async def corpus(
     s = await make_table(hash_key=("pk", "S"))
     n = await make_table(hash_key=("pk", "N"))
     b = await make_table(hash_key=("pk", "B"))
-    sentinels = [(s, {"pk": {"S": "1"}}, S_SENTINEL), (n, {"pk": {"N": "1"}}, N_SENTINEL)]
+    sentinels: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+        (s, {"pk": {"S": "1"}}, S_SENTINEL),
+        (n, {"pk": {"N": "1"}}, N_SENTINEL),
+    ]
     sentinels.append((b, {"pk": {"B": b"1"}}, B_SENTINEL))
     for table, key, item in sentinels:
         await raw_client.put_item(TableName=table, Item=item)
@@ -121,8 +124,8 @@ async def was_5xx(method: Any, request: dict[str, Any]) -> bool:
 
 # --------------------------------------------------------------- malformed keys
 
-BAD_KEYS: dict[str, tuple[str, dict[str, Any]]] = {
-    # (table: "s", "n" or "b"; the key)
+BAD_KEYS: dict[str, tuple[str, Any]] = {
+    # (table: "s", "n" or "b"; the key: malformed, not always even a dict)
     "missing-key-attribute": ("s", {}),
     "other-attribute-only": ("s", {"other": {"S": "1"}}),
     "extra-key-attribute": ("s", {"pk": {"S": "1"}, "other": {"S": "1"}}),
@@ -260,7 +263,7 @@ async def test_an_item_over_400_kb_is_refused_and_the_cached_value_kept(
     corpus: Corpus,
 ) -> None:
     big = {"pk": {"S": "1"}, "v": {"S": "x" * (410 * 1024)}}
-    for operation, request in {
+    requests: dict[str, dict[str, Any]] = {
         "put_item": {"TableName": corpus.s, "Item": big},
         "batch_write_item": {"RequestItems": {corpus.s: [{"PutRequest": {"Item": big}}]}},
         "transact_write_items": {"TransactItems": [{"Put": {"TableName": corpus.s, "Item": big}}]},
@@ -270,7 +273,8 @@ async def test_an_item_over_400_kb_is_refused_and_the_cached_value_kept(
             "UpdateExpression": "SET v = :v",
             "ExpressionAttributeValues": {":v": big["v"]},
         },
-    }.items():
+    }
+    for operation, request in requests.items():
         result = await assert_same_outcome(
             cached, instrumented, raw_client, corpus, operation, request
         )

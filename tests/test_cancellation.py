@@ -8,7 +8,7 @@ never-retrieved exception fails it.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -17,6 +17,8 @@ from aiodax.testing import InstrumentedClient
 from tests.support import until
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from types_aiobotocore_dynamodb import DynamoDBClient
 
 KEY = {"pk": {"S": "hot"}}
@@ -34,7 +36,12 @@ async def start_waiters(
 ) -> tuple[asyncio.Event, list[asyncio.Task[Any]]]:
     """``count`` callers of one key, all waiting on one held request."""
     release = instrumented.hold("get_item")
-    tasks = [asyncio.create_task(cached.get_item(TableName=table, Key=KEY)) for _ in range(count)]
+    tasks = [
+        asyncio.create_task(
+            cast("Coroutine[Any, Any, Any]", cached.get_item(TableName=table, Key=KEY))
+        )
+        for _ in range(count)
+    ]
     await until(lambda: instrumented.in_flight["get_item"] == 1)
     await asyncio.sleep(0)  # let every task join the flight
     return release, tasks
@@ -50,7 +57,7 @@ async def test_cancelled_callers_leave_the_others_served(
         tasks[index].cancel()
     await asyncio.sleep(0)
     release.set()
-    results = await asyncio.gather(*tasks, return_exceptions=True)
+    results: list[Any] = await asyncio.gather(*tasks, return_exceptions=True)
 
     for index, result in enumerate(results):
         if index in cancelled:
@@ -90,7 +97,9 @@ async def test_a_timed_out_caller_leaves_without_failing_the_others(
         async with asyncio.timeout(0.01):
             await cached.get_item(TableName=seeded, Key=KEY)
 
-    patient = asyncio.create_task(cached.get_item(TableName=seeded, Key=KEY))
+    patient = asyncio.create_task(
+        cast("Coroutine[Any, Any, Any]", cached.get_item(TableName=seeded, Key=KEY))
+    )
     with pytest.raises(TimeoutError):
         await impatient()
     release.set()
@@ -105,7 +114,9 @@ async def test_cancelled_batch_caller_leaves_joined_get_item_served(
     release = instrumented.hold("batch_get_item")
     batch = asyncio.create_task(cached.batch_get_item(RequestItems={seeded: {"Keys": [KEY]}}))
     await until(lambda: instrumented.in_flight["batch_get_item"] == 1)
-    single = asyncio.create_task(cached.get_item(TableName=seeded, Key=KEY))
+    single = asyncio.create_task(
+        cast("Coroutine[Any, Any, Any]", cached.get_item(TableName=seeded, Key=KEY))
+    )
     await asyncio.sleep(0)
 
     batch.cancel()
@@ -124,8 +135,13 @@ async def test_closing_the_cache_fails_waiters_cleanly(
     instrumented = InstrumentedClient(raw_client)
     instrumented.hold("get_item")
     cache = aiodax.Cache()
-    cached = cache.wrap(instrumented)  # type: ignore[arg-type]
-    waiters = [asyncio.create_task(cached.get_item(TableName=seeded, Key=KEY)) for _ in range(3)]
+    cached = cache.wrap(cast("DynamoDBClient", instrumented))
+    waiters = [
+        asyncio.create_task(
+            cast("Coroutine[Any, Any, Any]", cached.get_item(TableName=seeded, Key=KEY))
+        )
+        for _ in range(3)
+    ]
     await until(lambda: instrumented.in_flight["get_item"] == 1)
 
     await cache.aclose()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
@@ -43,7 +43,7 @@ def endpoint(moto_endpoint: str) -> str:
 class Fault:
     id: str
     error: str | Callable[[], BaseException]
-    when: str = "before"
+    when: Literal["before", "after"] = "before"
     #: DynamoDB surely did not apply a write that failed so (a 4xx)
     definite: bool = False
 
@@ -130,9 +130,9 @@ async def compare_with_plain_client(
     fault: Fault,
 ) -> None:
     """The plain client's failure, then the cached client's: same class, same code."""
-    instrumented.fail(operation, fault.error, when=fault.when)  # type: ignore[arg-type]
+    instrumented.fail(operation, fault.error, when=fault.when)
     direct = await failure(getattr(instrumented, operation)(**request))
-    instrumented.fail(operation, fault.error, when=fault.when)  # type: ignore[arg-type]
+    instrumented.fail(operation, fault.error, when=fault.when)
     through = await failure(getattr(cached, operation)(**request))
     assert signature(through) == signature(direct)
     if isinstance(direct, ClientError):

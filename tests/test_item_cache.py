@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import pickle
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aioboto3
 import pytest
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from tests.servers import MakeTable
 
-ITEM = {
+ITEM: dict[str, dict[str, Any]] = {
     "pk": {"S": "user#1"},
     "name": {"S": "Ada"},
     "age": {"N": "36"},
@@ -89,7 +89,7 @@ async def test_entries_expire_at_ttl(
     table = await make_table()
     instrumented = InstrumentedClient(raw_client)
     async with aiodax.Cache(item_ttl=10, negative_ttl=2, clock=clock) as cache:
-        cached = cache.wrap(instrumented)
+        cached = cache.wrap(cast("DynamoDBClient", instrumented))
         await raw_client.put_item(TableName=table, Item={"pk": {"S": "a"}, "v": {"N": "1"}})
         await cached.get_item(TableName=table, Key={"pk": {"S": "a"}})
         await cached.get_item(TableName=table, Key={"pk": {"S": "none"}})
@@ -117,7 +117,7 @@ async def test_zero_ttl_caches_nothing_and_none_never_expires(
     instrumented = InstrumentedClient(raw_client)
     tables = {short: aiodax.TableConfig(item_ttl=0), forever: aiodax.TableConfig(item_ttl=None)}
     async with aiodax.Cache(tables=tables, clock=clock) as cache:
-        cached = cache.wrap(instrumented)
+        cached = cache.wrap(cast("DynamoDBClient", instrumented))
         for _ in range(2):
             await cached.get_item(TableName=short, Key={"pk": {"S": "a"}})
             await cached.get_item(TableName=forever, Key={"pk": {"S": "a"}})
@@ -178,7 +178,7 @@ async def test_equal_numbers_are_one_item(
     table = await make_table(hash_key=("pk", "N"))
     instrumented = InstrumentedClient(raw_client)
     async with aiodax.Cache() as cache:
-        cached = cache.wrap(instrumented)
+        cached = cache.wrap(cast("DynamoDBClient", instrumented))
         await cached.get_item(TableName=table, Key={"pk": {"N": "10"}})
         await cached.put_item(TableName=table, Item={"pk": {"N": "1E+1"}, "v": {"S": "x"}})
         # "10", "10.0" and "1E+1" name one item: the write must be visible under each
@@ -257,7 +257,7 @@ async def test_projection_is_answered_like_dynamodb(
     ]
     for extra in requests:
         request = {"TableName": table, "Key": {"pk": {"S": "user#1"}}, **extra}
-        direct = await raw_client.get_item(**request)  # type: ignore[arg-type]
+        direct = await raw_client.get_item(**request)
         miss = await cached.get_item(**request)
         hit = await cached.get_item(**request)
         assert strip_metadata(miss) == strip_metadata(direct) == strip_metadata(hit)
@@ -356,7 +356,7 @@ async def test_wrap_refuses_what_is_not_a_dynamodb_client(
     cache: aiodax.Cache, target: object
 ) -> None:
     with pytest.raises(aiodax.WrapError, match="DynamoDB client") as error:
-        cache.wrap(target)  # type: ignore[arg-type]
+        cache.wrap(target)  # type: ignore[call-overload]
     assert isinstance(error.value, TypeError)
 
 
@@ -364,12 +364,12 @@ async def test_wrap_refuses_a_cached_client_and_other_services(
     cache: aiodax.Cache, cached: aiodax.CachedClient
 ) -> None:
     with pytest.raises(aiodax.WrapError, match="already cached"):
-        cache.wrap(cached)  # type: ignore[arg-type]
+        cache.wrap(cached)  # type: ignore[call-overload]
     async with aioboto3.Session().client(
         "s3", region_name="us-east-1", endpoint_url="http://127.0.0.1:9"
     ) as s3:
         with pytest.raises(aiodax.WrapError):
-            cache.wrap(s3)  # type: ignore[arg-type]
+            cache.wrap(s3)
 
 
 async def test_control_plane_calls_pass_through_and_forget_the_table(

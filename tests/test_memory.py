@@ -6,7 +6,7 @@ import gc
 import json
 import tracemalloc
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import botocore.session
 import pytest
@@ -17,7 +17,9 @@ from aiodax._engine import Engine
 from aiodax._engine.views import item_copies, page_copies
 from aiodax._facades.python import Converter, python_view
 from aiodax._rules.responses import freeze_page
+from aiodax._rules.tags import StoreKey
 from aiodax._rules.wire import canonical_key, freeze
+from aiodax._store import ItemEntry, PageEntry
 
 WireItem = dict[str, Any]
 
@@ -136,8 +138,9 @@ def test_python_views_are_sized_within_2x_of_their_memory(
     wire_memory, wire_size = traced(), engine.shared.store.current_size
 
     for store_key, entry in list(engine.shared.store.entries.items()):
-        table, *key = store_key  # type: ignore[misc]
-        item_copies(engine.shared.store, table, tuple(key), None, entry.image, python_view)  # type: ignore[union-attr]
+        table, *key = cast("tuple[str, *tuple[Any, ...]]", store_key)  # (table, *item key)
+        assert isinstance(entry, ItemEntry) and entry.image is not None
+        item_copies(engine.shared.store, table, tuple(key), None, entry.image, python_view)
 
     view_memory = traced() - wire_memory
     view_size = engine.shared.store.current_size - wire_size
@@ -157,7 +160,13 @@ def test_python_views_of_pages_are_sized_within_2x_of_their_memory(
     wire_memory, wire_size = traced(), engine.shared.store.current_size
 
     for page_key, entry in list(engine.shared.store.entries.items()):
-        page_copies(engine.shared.store, page_key, entry.page, convert.response_view("query"))  # type: ignore[union-attr]
+        assert isinstance(entry, PageEntry)
+        page_copies(
+            engine.shared.store,
+            cast(StoreKey, page_key),
+            entry.page,
+            convert.response_view("query"),
+        )
 
     view_memory = traced() - wire_memory
     view_size = engine.shared.store.current_size - wire_size

@@ -19,11 +19,12 @@ import asyncio
 import itertools
 import os
 import random
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import aioboto3
 import pytest
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import Key  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -88,7 +89,7 @@ class Model:
         return f"v{next(self.values)}"
 
 
-def value_of(response: dict[str, Any]) -> str | None:
+def value_of(response: Mapping[str, Any]) -> str | None:
     item = response.get("Item")
     return None if item is None else item["v"]["S"]
 
@@ -126,6 +127,7 @@ async def run_script(
         seen.append(got)
         return got
 
+    value: str | None  # a write's value; None once the item is deleted
     if kind in ("get", "python_get"):
         await read_own()
     elif kind == "evict_then_get":
@@ -160,7 +162,7 @@ async def run_script(
             )
         await read_own()
     else:
-        value: str | None = model.next_value()
+        value = model.next_value()
         model.written[name].add(value)
         if kind == "put_then_get":
             await cached.put_item(TableName=table, Item={**key, "v": {"S": value}})
@@ -201,12 +203,12 @@ async def assert_cache_agrees(
         assert value_of(through) == value_of(direct), name
         through_python = await python.get_item(Key={"pk": "p", "sk": name})
         assert python_value_of(through_python) == value_of(direct), name
-    query = {
+    query: dict[str, Any] = {
         "TableName": table,
         "KeyConditionExpression": "pk = :p",
         "ExpressionAttributeValues": {":p": {"S": "p"}},
     }
-    direct_page = await raw_client.query(**query, ConsistentRead=True)  # type: ignore[arg-type]
+    direct_page = await raw_client.query(**query, ConsistentRead=True)
     cached_page = await cached.query(**query)
     assert cached_page["Items"] == direct_page["Items"]
     python_page = await python.query(KeyConditionExpression=Key("pk").eq("p"))
@@ -241,10 +243,12 @@ async def test_concurrent_reads_and_writes_match_the_model(
         session.resource("dynamodb", **client_kwargs) as resource,
         aiodax.Cache() as cache,
     ):
-        cached = cache.wrap(Jittery(raw_client, seed))  # type: ignore[arg-type]
+        cached = cache.wrap(cast("DynamoDBClient", Jittery(raw_client, seed)))
         cached_resource = cache.wrap(resource)
         # The resource's wire requests go through the same kind of jitter.
-        cached_resource._backend = Jittery(cached_resource._backend, seed + 1)
+        cached_resource._backend = cast(
+            "DynamoDBClient", Jittery(cached_resource._backend, seed + 1)
+        )
         python = await cached_resource.Table(table)
         model = Model()
         for step in steps:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from botocore.exceptions import ClientError
@@ -84,7 +84,7 @@ async def test_a_partiql_write_drops_what_it_may_have_changed(
     method, request, expected = writes(table)[kind]
     for name in ("a", "b", "c"):  # c: a missing item, cached negatively
         await value_through(cached, table, name)
-    page = {
+    page: dict[str, Any] = {
         "TableName": table,
         "KeyConditionExpression": "pk = :pk",
         "ExpressionAttributeValues": {":pk": {"S": "a"}},
@@ -96,7 +96,7 @@ async def test_a_partiql_write_drops_what_it_may_have_changed(
     for name, value in expected.items():
         assert await value_through(cached, table, name) == value
         assert await value_in_dynamodb(raw_client, table, name) == value
-    direct = await raw_client.query(**page, ConsistentRead=True)  # type: ignore[arg-type]
+    direct = await raw_client.query(**page, ConsistentRead=True)
     assert (await cached.query(**page))["Items"] == direct["Items"]
     # The table was dropped whole: every item was read again, the page too.
     assert instrumented.calls["get_item"] == 6
@@ -215,7 +215,7 @@ async def test_a_keyed_write_overlapping_a_partiql_write_does_not_store_its_valu
         await cached.execute_statement(**update_a(table))
     else:
         statement_sent.set()
-        await statement
+        await cast("asyncio.Task[Any]", statement)  # started with statement_sent
     put_answer.set()
     await put
 

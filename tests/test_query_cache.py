@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -12,6 +13,7 @@ from aiodax.testing import InstrumentedClient
 from tests.support import strip_metadata, until
 
 if TYPE_CHECKING:
+    from aiobotocore.paginate import AioPageIterator
     from types_aiobotocore_dynamodb import DynamoDBClient
 
     from tests.servers import MakeTable
@@ -89,14 +91,20 @@ async def assert_pages_agree(
         direct = await getattr(raw_client, operation)(**request)
         through_cache = await getattr(cached, operation)(**request)
         assert normalized(through_cache) == normalized(direct), (operation, request)
-    pages = [p async for p in cached.get_paginator("query").paginate(**query(table, "A", Limit=2))]
+    pages = [
+        p
+        async for p in cast(
+            "AioPageIterator[Any]",
+            cached.get_paginator("query").paginate(**query(table, "A", Limit=2)),
+        )
+    ]
     direct_pages = [
         p async for p in raw_client.get_paginator("query").paginate(**query(table, "A", Limit=2))
     ]
     assert [normalized(p) for p in pages] == [normalized(p) for p in direct_pages]
 
 
-def normalized(page: dict[str, Any]) -> dict[str, Any]:
+def normalized(page: Mapping[str, Any]) -> dict[str, Any]:
     """A page without metadata; a scan's item order is DynamoDB's to choose."""
     page = strip_metadata(page)
     if "Items" in page:
@@ -154,7 +162,7 @@ async def test_consistent_reads_always_reach_dynamodb(
 async def test_query_ttl(raw_client: DynamoDBClient, orders: str, clock: Any) -> None:
     instrumented = InstrumentedClient(raw_client)
     async with aiodax.Cache(query_ttl=5, clock=clock) as cache:
-        cached = cache.wrap(instrumented)  # type: ignore[arg-type]
+        cached = cache.wrap(cast("DynamoDBClient", instrumented))
         await cached.query(**query(orders, "A"))
         clock.advance(4.9)
         await cached.query(**query(orders, "A"))
@@ -163,7 +171,7 @@ async def test_query_ttl(raw_client: DynamoDBClient, orders: str, clock: Any) ->
         await cached.query(**query(orders, "A"))
         assert instrumented.calls["query"] == 2
     async with aiodax.Cache(query_ttl=0) as cache:
-        cached = cache.wrap(instrumented)  # type: ignore[arg-type]
+        cached = cache.wrap(cast("DynamoDBClient", instrumented))
         await cached.query(**query(orders, "A"))
         await cached.query(**query(orders, "A"))
         assert instrumented.calls["query"] == 4
@@ -283,7 +291,7 @@ async def test_table_mode_drops_every_page_of_the_table(
 ) -> None:
     instrumented = InstrumentedClient(raw_client)
     async with aiodax.Cache(query_invalidation="table") as cache:
-        cached = cache.wrap(instrumented)  # type: ignore[arg-type]
+        cached = cache.wrap(cast("DynamoDBClient", instrumented))
         await cached.query(**query(orders, "A"))
         await cached.put_item(TableName=orders, Item=item("B", 10))
         await cached.query(**query(orders, "A"))
@@ -317,17 +325,37 @@ async def test_paginator_pages_are_cached(
 ) -> None:
     request = query(orders, "A", Limit=2)
     direct = [p async for p in raw_client.get_paginator("query").paginate(**request)]
-    first = [p async for p in cached.get_paginator("query").paginate(**request)]
+    first = [
+        p
+        async for p in cast(
+            "AioPageIterator[Any]", cached.get_paginator("query").paginate(**request)
+        )
+    ]
     sent = instrumented.calls["query"]
-    second = [p async for p in cached.get_paginator("query").paginate(**request)]
-    scanned = [p async for p in cached.get_paginator("scan").paginate(TableName=orders, Limit=5)]
+    second = [
+        p
+        async for p in cast(
+            "AioPageIterator[Any]", cached.get_paginator("query").paginate(**request)
+        )
+    ]
+    scanned = [
+        p
+        async for p in cast(
+            "AioPageIterator[Any]", cached.get_paginator("scan").paginate(TableName=orders, Limit=5)
+        )
+    ]
 
     assert [normalized(p) for p in first] == [normalized(p) for p in direct]
     assert [normalized(p) for p in second] == [normalized(p) for p in direct]
     assert sent == len(direct) >= 3
     assert instrumented.calls["query"] == sent  # the second pass sent nothing
     assert sum(p["Count"] for p in scanned) == 12
-    items = [i async for i in cached.get_paginator("query").paginate(**request).search("Items[]")]
+    items = [
+        i
+        async for i in cast(
+            "AioPageIterator[Any]", cached.get_paginator("query").paginate(**request)
+        ).search("Items[]")
+    ]
     assert len(items) == 6
 
 

@@ -7,14 +7,14 @@ what reached DynamoDB is read from ``Cache.stats()["BackendRequests"]``.
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import aioboto3
 import pytest
-from boto3.dynamodb.conditions import Attr, Key
-from boto3.dynamodb.types import Binary, TypeDeserializer
+from boto3.dynamodb.conditions import Attr, Key  # type: ignore[import-untyped]
+from boto3.dynamodb.types import Binary, TypeDeserializer  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError
 
 import aiodax
@@ -24,6 +24,7 @@ from tests.support import Unprocessing, outcome, strip_metadata
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
     from types_aiobotocore_dynamodb.service_resource import DynamoDBServiceResource
+    from types_aiobotocore_dynamodb.type_defs import KeysAndAttributesServiceResourceTypeDef
 
     from tests.servers import MakeTable
 
@@ -73,7 +74,7 @@ def by_key(page: dict[str, Any]) -> dict[str, Any]:
     return page
 
 
-async def same(cached: Awaitable[dict[str, Any]], plain: Awaitable[dict[str, Any]]) -> Any:
+async def same(cached: Awaitable[Mapping[str, Any]], plain: Awaitable[Mapping[str, Any]]) -> Any:
     """Both calls give the same answer (or the same DynamoDB error); return it."""
     through_cache = await outcome(cached)
     assert through_cache == await outcome(plain)
@@ -553,12 +554,12 @@ async def test_batch_get_and_write_item_on_the_resource(
     written = await dynamodb.batch_write_item(RequestItems=writes)
     assert written["UnprocessedItems"] == {}
 
-    keys = {
+    keys: dict[str, KeysAndAttributesServiceResourceTypeDef] = {
         one: {"Keys": [{"pk": "user#1"}, {"pk": "x"}, {"pk": "gone"}]},
         two: {"Keys": [{"pk": "y"}, {"pk": "absent"}], "ProjectionExpression": "s"},
     }
 
-    def ordered(response: dict[str, Any]) -> dict[str, Any]:
+    def ordered(response: Mapping[str, Any]) -> dict[str, Any]:
         response = strip_metadata(response)
         for items in response["Responses"].values():
             items.sort(key=lambda i: repr(sorted(i)))
@@ -805,7 +806,7 @@ async def test_table_attributes_load_and_waiters_are_aioboto3s(
     await cached.load()
     assert cached.meta.data["TableName"] == table
     # aioboto3 forgets loaded attributes after every action: so do misses, hits, writes
-    actions = [
+    actions: list[Callable[[Any], Awaitable[Any]]] = [
         lambda t: t.get_item(Key={"pk": "a"}),
         lambda t: t.get_item(Key={"pk": "a"}),
         lambda t: t.put_item(Item={"pk": "a"}),
@@ -883,7 +884,7 @@ async def test_wrap_refuses_tables_and_what_is_already_cached(
     table: str,
 ) -> None:
     with pytest.raises(aiodax.WrapError, match=r"service resource, not one of its tables"):
-        cache.wrap(await ddb.Table(table))  # type: ignore[call-overload]
+        cache.wrap(await ddb.Table(table))
     cached: Any
     for cached in (dynamodb, await dynamodb.Table(table)):
         with pytest.raises(aiodax.WrapError, match="already cached"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from botocore.exceptions import ClientError
@@ -13,6 +13,8 @@ from aiodax.testing import InstrumentedClient
 from tests.support import Unprocessing, until
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from types_aiobotocore_dynamodb import DynamoDBClient
 
 
@@ -49,10 +51,13 @@ async def test_with_a_zero_item_ttl_misses_in_flight_are_shared_and_nothing_is_k
 ) -> None:
     await seed(raw_client, table, "hot")
     async with aiodax.Cache(item_ttl=0) as cache:
-        cached = cache.wrap(instrumented)  # type: ignore[arg-type]
+        cached = cache.wrap(cast("DynamoDBClient", instrumented))
         release = instrumented.hold("get_item")
         readers = [
-            asyncio.create_task(cached.get_item(TableName=table, Key=key("hot"))) for _ in range(20)
+            asyncio.create_task(
+                cast("Coroutine[Any, Any, Any]", cached.get_item(TableName=table, Key=key("hot")))
+            )
+            for _ in range(20)
         ]
         await until(lambda: instrumented.in_flight["get_item"] == 1)
         release.set()
@@ -76,7 +81,10 @@ async def test_a_failed_flight_fails_every_waiter_and_caches_nothing(
     instrumented.fail("get_item", "ProvisionedThroughputExceededException")
 
     waiters = [
-        asyncio.create_task(cached.get_item(TableName=table, Key=key("hot"))) for _ in range(50)
+        asyncio.create_task(
+            cast("Coroutine[Any, Any, Any]", cached.get_item(TableName=table, Key=key("hot")))
+        )
+        for _ in range(50)
     ]
     await until(lambda: instrumented.in_flight["get_item"] == 1)
     release.set()
@@ -118,7 +126,9 @@ async def test_batch_serves_cached_joins_in_flight_and_loads_the_rest(
     await seed(raw_client, table, "cached", "flying", "cold")
     await cached.get_item(TableName=table, Key=key("cached"))
     release = instrumented.hold("get_item")
-    flying = asyncio.create_task(cached.get_item(TableName=table, Key=key("flying")))
+    flying = asyncio.create_task(
+        cast("Coroutine[Any, Any, Any]", cached.get_item(TableName=table, Key=key("flying")))
+    )
     await until(lambda: instrumented.in_flight["get_item"] == 1)
 
     batch = asyncio.create_task(
@@ -188,7 +198,7 @@ async def test_unprocessed_keys_are_retried_then_returned_as_dynamodb_does(
     await seed(raw_client, table, "a")
     backend = Unprocessing(raw_client, refusals)
     async with aiodax.Cache(retry=aiodax.RetryPolicy(attempts=3, base=0.001, cap=0.002)) as cache:
-        cached = cache.wrap(backend)  # type: ignore[arg-type]
+        cached = cache.wrap(cast("DynamoDBClient", backend))
         request = {table: {"Keys": [key("a")], "ProjectionExpression": "v"}}
 
         response = await cached.batch_get_item(RequestItems=request)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aioboto3
 import pytest
@@ -15,6 +15,8 @@ from tests import servers
 from tests.support import strip_metadata, until
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from types_aiobotocore_dynamodb import DynamoDBClient
 
     from tests.servers import MakeTable
@@ -149,7 +151,7 @@ async def test_unprocessed_batch_writes_leave_their_keys_as_they_were(
     for name in ("a", "b"):
         await raw_client.put_item(TableName=table, Item={**key(name), "v": {"N": "1"}})
     async with aiodax.Cache() as cache:
-        cached = cache.wrap(LeavesLastUnprocessed(raw_client))  # type: ignore[arg-type]
+        cached = cache.wrap(cast("DynamoDBClient", LeavesLastUnprocessed(raw_client)))
         await cached.get_item(TableName=table, Key=key("b"))
         await cached.batch_write_item(
             RequestItems={
@@ -289,7 +291,9 @@ async def test_a_read_overlapping_a_write_never_stores_the_older_value(
 ) -> None:
     await raw_client.put_item(TableName=table, Item={**key("a"), "v": {"S": "old"}})
     release = instrumented.hold("get_item", when="after")
-    slow_read = asyncio.create_task(cached.get_item(TableName=table, Key=key("a")))
+    slow_read = asyncio.create_task(
+        cast("Coroutine[Any, Any, Any]", cached.get_item(TableName=table, Key=key("a")))
+    )
     await until(lambda: instrumented.answered["get_item"] == 1)  # it has read "old"
 
     await cached.put_item(TableName=table, Item={**key("a"), "v": {"S": "new"}})
@@ -330,7 +334,7 @@ async def test_composite_keys_are_written_through(
     table = await make_table(hash_key=("pk", "S"), range_key=("sk", "N"))
     instrumented = InstrumentedClient(raw_client)
     async with aiodax.Cache() as cache:
-        cached = cache.wrap(instrumented)  # type: ignore[arg-type]
+        cached = cache.wrap(cast("DynamoDBClient", instrumented))
         item_key = {"sk": {"N": "2"}, "pk": {"S": "p"}}
         await cached.get_item(TableName=table, Key=item_key)
         await cached.put_item(TableName=table, Item={**item_key, "v": {"S": "x"}})

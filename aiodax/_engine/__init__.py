@@ -28,7 +28,13 @@ from .._rules.wire import ItemKey
 from .._tiers import InvalidationBus, SharedTier
 from .._tiers.local import DirectLoads, NoBus
 from .batch import BatchReads
-from .fast_path import bind_client_get_item, bind_table_get_item
+from .fast_path import (
+    bind_batch_get_item,
+    bind_client_get_item,
+    bind_table_get_item,
+    python_store_key,
+    wire_store_key,
+)
 from .invalidation import Invalidator
 from .items import ItemReads
 from .loader import Loader
@@ -92,6 +98,21 @@ class Engine:
         return bind_table_get_item(
             self.shared, table, key_of=key_of, view=view, meta=meta, general=general
         )
+
+    def bind_client_batch_get_item(self, backend: Backend) -> Callable[..., Awaitable[Any]]:
+        async def general(request: dict[str, Any]) -> Any:
+            return await self.batch.batch_get_item(backend, request)
+
+        return bind_batch_get_item(self.shared, wire_store_key, None, general)
+
+    def bind_resource_batch_get_item(
+        self,
+        *,
+        key_of: Callable[[dict[Any, Any]], ItemKey | None],
+        view: View,
+        general: Callable[[dict[str, Any]], Awaitable[Any]],
+    ) -> Callable[..., Awaitable[Any]]:
+        return bind_batch_get_item(self.shared, python_store_key(key_of), view, general)
 
     async def call(self, backend: Backend, operation: str, request: Mapping[str, Any]) -> Any:
         """An operation the cache has nothing to do with, counted like any request."""

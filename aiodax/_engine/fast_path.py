@@ -1,10 +1,17 @@
-"""The hit paths: ``get_item`` closures that answer the commonest hits in their first lines.
+"""The hit paths: closures that answer the commonest hits in their first lines.
 
 A hit is the operation aiodax exists for, so its cost is measured
-(``benchmarks/hit_latency.py``, ``hit_instructions.py``) and kept below an
-async-lru hit.  Each closure reaches its entry through local names only: the
-store's dict, the clock, the counters.  Anything that is not a plain fresh hit
-goes to the general path (``ItemReads.get_item``) with the request as it came.
+(``benchmarks/hit_latency.py``, ``hit_instructions.py``) and kept at or below an
+async-lru hit for every common key shape.  Each closure reaches its entries
+through local names only: the store's dict, the clock, the counters.  Anything
+that is not a plain fresh hit (another parameter, a projection, an expired entry,
+a key these functions do not read) goes to the general path with the request as
+it came, which answers it or asks DynamoDB.
+
+The keys built here are the store's (``_rules.tags.item_key``) as the caller
+spelled them: the store holds canonical spellings only, so a lookup under any
+other spelling misses and the general path canonicalizes it (see
+``wire_store_key``).
 """
 
 from __future__ import annotations
@@ -15,12 +22,90 @@ from typing import Any, Final
 from .._backend import Backend
 from .._rules.responses import HIT_METADATA
 from .._rules.wire import ItemKey
-from .._store import ItemEntry
+from .._store import Entry, ItemEntry
 from .shared import Shared
 from .views import View, keep_view
 
 #: A keyword argument the caller did not pass (``None`` may be one it did).
 _ABSENT: Final = object()
+#: DynamoDB's limit of keys in a BatchGetItem.
+_BATCH_LIMIT: Final = 100
+#: Integers below this in magnitude have at most 38 digits: exact as DynamoDB numbers.
+_INT_LIMIT: Final = 10**38
+#: What a key's raw value may be to be looked up as it is (strings, numbers' text, bytes).
+_SCALARS: Final = frozenset({str, bytes})
+
+StoreKeyOf = Callable[[str, dict[Any, Any]], "tuple[Any, ...] | None"]
+
+
+def wire_store_key(table: str, key: dict[Any, Any]) -> tuple[Any, ...] | None:
+    """The store key a wire ``Key`` of one or two attributes names if spelled canonically.
+
+    Nothing is converted or checked: the store holds canonical spellings only
+    (``_rules.wire``: strings and bytes as they are, numbers in ``number_text``'s
+    form), so a key spelled otherwise, or no key at all, finds no entry here and
+    takes the general path, which canonicalizes it.  ``None``: not even a lookup.
+    """
+    if len(key) == 1:
+        for name in key:
+            value = key[name]
+        if type(value) is dict and len(value) == 1:
+            for wire_type in value:
+                raw = value[wire_type]
+            return (table, name, wire_type, raw) if type(raw) in _SCALARS else None
+        return None
+    if len(key) != 2:
+        return None
+    (name_a, value_a), (name_b, value_b) = key.items()
+    if type(value_a) is not dict or type(value_b) is not dict:
+        return None
+    if len(value_a) != 1 or len(value_b) != 1 or type(name_a) is not str or type(name_b) is not str:
+        return None
+    for type_a in value_a:
+        raw_a = value_a[type_a]
+    for type_b in value_b:
+        raw_b = value_b[type_b]
+    if type(raw_a) not in _SCALARS or type(raw_b) not in _SCALARS:
+        return None
+    if name_a < name_b:
+        return (table, name_a, type_a, raw_a, name_b, type_b, raw_b)
+    return (table, name_b, type_b, raw_b, name_a, type_a, raw_a)
+
+
+def python_store_key(
+    key_of: Callable[[dict[Any, Any]], ItemKey | None],
+) -> StoreKeyOf:
+    """The store key of a facade's ``Key`` in Python values, or ``None``.
+
+    Strings and integers (DynamoDB's ``S`` and ``N``, as boto3 serializes them) are
+    read here; any other value, and any key of other than one or two attributes, is
+    canonicalized by ``key_of``.
+    """
+
+    def store_key_of(table: str, key: dict[Any, Any]) -> tuple[Any, ...] | None:
+        if len(key) == 2:
+            (name_a, value_a), (name_b, value_b) = key.items()
+            kind_a, kind_b = type(value_a), type(value_b)
+            if kind_a is str and value_a:
+                type_a = "S"
+            elif kind_a is int and -_INT_LIMIT < value_a < _INT_LIMIT:
+                type_a, value_a = "N", f"{value_a}"
+            else:
+                type_a = None
+            if kind_b is str and value_b:
+                type_b = "S"
+            elif kind_b is int and -_INT_LIMIT < value_b < _INT_LIMIT:
+                type_b, value_b = "N", f"{value_b}"
+            else:
+                type_b = None
+            if type_a is not None and type_b is not None and type(name_a) is type(name_b) is str:
+                if name_a < name_b:
+                    return (table, name_a, type_a, value_a, name_b, type_b, value_b)
+                return (table, name_b, type_b, value_b, name_a, type_a, value_a)
+        canonical = key_of(key)
+        return None if canonical is None else (table, *canonical)
+
+    return store_key_of
 
 
 def bind_client_get_item(
@@ -31,33 +116,46 @@ def bind_client_get_item(
     """``get_item(**request)`` of the client flavour, for one backend.
 
     The commonest call (``TableName`` and a one-attribute string ``Key``) is
-    answered here.  ``TableName`` and ``Key`` are keyword-only parameters rather
-    than entries of ``**request`` because Python binds them to locals without
-    building a dict, which is a sixth of a hit.
+    answered in the first lines; other key shapes through ``wire_store_key``.
+    ``TableName`` and ``Key`` are keyword-only parameters rather than entries of
+    ``**request`` because Python binds them to locals without building a dict,
+    which is a sixth of a hit.
     """
     entries = shared.store.entries
     clock = shared.clock
     stats = shared.stats
     metadata = HIT_METADATA
+    store_key_of = wire_store_key
 
     async def get_item(
         *, TableName: Any = _ABSENT, Key: Any = _ABSENT, **request: Any
     ) -> dict[str, Any]:
-        if not request and type(Key) is dict and len(Key) == 1 and type(TableName) is str:
-            for name in Key:
-                value = Key[name]
-            if type(value) is dict and len(value) == 1 and "S" in value:
-                raw = value["S"]
-                if type(raw) is str and raw:
-                    entry = entries.get((TableName, name, "S", raw))
-                    if entry is not None and clock() < entry.expires_at:
-                        entry.referenced = True
-                        image = entry.image  # type: ignore[union-attr]
-                        stats.item_hits += 1
-                        if image is not None:
-                            return {"Item": image.copy(), "ResponseMetadata": metadata}
-                        stats.negative_hits += 1
-                        return {"ResponseMetadata": metadata}
+        if not request and type(Key) is dict and type(TableName) is str:
+            store_key = None
+            if len(Key) == 1:
+                for name in Key:
+                    value = Key[name]
+                if type(value) is dict and len(value) == 1:
+                    if "S" in value:
+                        raw = value["S"]
+                        if type(raw) is str:
+                            store_key = (TableName, name, "S", raw)
+                    elif "N" in value:
+                        raw = value["N"]
+                        if type(raw) is str:
+                            store_key = (TableName, name, "N", raw)
+            if store_key is None:
+                store_key = store_key_of(TableName, Key)
+            if store_key is not None:
+                entry = entries.get(store_key)
+                if entry is not None and clock() < entry.expires_at:
+                    entry.referenced = True
+                    image = entry.image  # type: ignore[union-attr]
+                    stats.item_hits += 1
+                    if image is not None:
+                        return {"Item": image.copy(), "ResponseMetadata": metadata}
+                    stats.negative_hits += 1
+                    return {"ResponseMetadata": metadata}
         if Key is not _ABSENT:
             request = {"Key": Key, **request}
         if TableName is not _ABSENT:
@@ -96,10 +194,7 @@ def bind_table_get_item(
     clock = shared.clock
     stats = shared.stats
     metadata = HIT_METADATA
-
-    def store_key_of(key: dict[Any, Any]) -> tuple[Any, ...] | None:
-        canonical = key_of(key)
-        return None if canonical is None else (table, *canonical)
+    store_key_of = python_store_key(key_of)
 
     def first_hit(store_key: tuple[Any, ...], entry: ItemEntry) -> Callable[[], Any] | None:
         if entry.image is None:
@@ -113,12 +208,15 @@ def bind_table_get_item(
             if len(Key) == 1:
                 for name in Key:
                     value = Key[name]
-                if type(value) is str and value:
+                kind = type(value)
+                if kind is str and value:
                     store_key = (table, name, "S", value)
+                elif kind is int and -_INT_LIMIT < value < _INT_LIMIT:
+                    store_key = (table, name, "N", f"{value}")
                 else:
-                    store_key = store_key_of(Key)
+                    store_key = store_key_of(table, Key)
             else:
-                store_key = store_key_of(Key)
+                store_key = store_key_of(table, Key)
             if store_key is not None:
                 entry = entries.get(store_key)
                 if entry is not None and clock() < entry.expires_at:
@@ -136,3 +234,85 @@ def bind_table_get_item(
         return await general(kwargs)
 
     return get_item
+
+
+def _fresh_entries(
+    request_items: Any, store_key_of: StoreKeyOf, entries: dict[Any, Entry], now: float
+) -> dict[str, list[tuple[tuple[Any, ...], ItemEntry]]] | None:
+    """Every key of ``RequestItems`` with a fresh whole-item entry, or ``None``.
+
+    ``None`` unless each table asks for ``Keys`` alone (no projection, no
+    consistent read), no key twice and at most 100 in all, and every one is a hit.
+    """
+    found: dict[str, list[tuple[tuple[Any, ...], ItemEntry]]] = {}
+    count = 0
+    for table, spec in request_items.items():
+        if type(table) is not str or type(spec) is not dict or len(spec) != 1:
+            return None
+        keys = spec.get("Keys")
+        if type(keys) is not list or not keys:
+            return None
+        count += len(keys)
+        if count > _BATCH_LIMIT:
+            return None
+        hits = []
+        for key in keys:
+            store_key = store_key_of(table, key) if type(key) is dict else None
+            if store_key is None:
+                return None
+            entry = entries.get(store_key)
+            if entry is None or not now < entry.expires_at:
+                return None
+            hits.append((store_key, entry))
+        if len({store_key for store_key, _ in hits}) != len(hits):
+            return None  # DynamoDB refuses duplicate keys: let it say so
+        found[table] = hits  # type: ignore[assignment]
+    return found or None
+
+
+def bind_batch_get_item(
+    shared: Shared,
+    store_key_of: StoreKeyOf,
+    view: View | None,
+    general: Callable[[dict[str, Any]], Awaitable[Any]],
+) -> Callable[..., Awaitable[Any]]:
+    """``batch_get_item(**request)`` answering a batch whose every key is a fresh hit.
+
+    ``store_key_of`` reads the facade's keys (``wire_store_key``, or the resource's
+    ``python_store_key``); with ``view``, items are served from their entries'
+    views, as ``bind_table_get_item`` serves them.  Anything else goes to
+    ``general(request)``.
+    """
+    store = shared.store
+    entries = store.entries
+    clock = shared.clock
+    stats = shared.stats
+
+    async def batch_get_item(*, RequestItems: Any = _ABSENT, **request: Any) -> Any:
+        if not request and type(RequestItems) is dict:
+            found = _fresh_entries(RequestItems, store_key_of, entries, clock())
+            if found is not None:
+                responses: dict[str, list[Any]] = {}
+                for table, hits in found.items():
+                    items = responses[table] = []
+                    for store_key, entry in hits:
+                        entry.referenced = True
+                        image = entry.image
+                        if image is None:
+                            stats.negative_hits += 1
+                        elif view is None:
+                            items.append(image.copy())
+                        else:
+                            copies = entry.view or keep_view(store, store_key, entry, view, image)
+                            items.append(copies())
+                    stats.item_hits += len(hits)
+                return {
+                    "Responses": responses,
+                    "UnprocessedKeys": {},
+                    "ResponseMetadata": HIT_METADATA,
+                }
+        if RequestItems is not _ABSENT:
+            request = {"RequestItems": RequestItems, **request}
+        return await general(request)
+
+    return batch_get_item

@@ -25,21 +25,23 @@ _CACHED_PAGINATORS = frozenset({"query", "scan"})
 class CachedClient:
     """A DynamoDB client whose reads are cached by a ``Cache`` (``Cache.wrap(client)``)."""
 
-    __slots__ = ("_backend", "_batch", "_cache", "_engine", "_pages", "_writes", "get_item")
+    __slots__ = ("_backend", "_cache", "_engine", "_pages", "_writes", "batch_get_item", "get_item")
 
     #: ``await client.get_item(TableName=..., Key=...)``: served from the item
     #: cache when fresh, else from DynamoDB (coalesced with identical misses).
     get_item: Callable[..., Awaitable[Any]]
+    #: ``await client.batch_get_item(RequestItems=...)``: per key cached, as GetItem.
+    batch_get_item: Callable[..., Awaitable[Any]]
 
     def __init__(self, cache: Cache, engine: Engine, backend: Backend) -> None:
         self._cache = cache
         self._engine = engine
-        self._batch = engine.batch
         self._pages = engine.pages
         self._writes = engine.writes
         self._backend = backend
         # Bound once: the hit path then runs on local names only.
         self.get_item = engine.bind_client_get_item(backend)
+        self.batch_get_item = engine.bind_client_batch_get_item(backend)
 
     @property
     def cache(self) -> Cache:
@@ -54,9 +56,6 @@ class CachedClient:
         return f"<aiodax.CachedClient wrapping {self._backend!r}>"
 
     # Reads -------------------------------------------------------------------
-
-    async def batch_get_item(self, **request: Any) -> Any:
-        return await self._batch.batch_get_item(self._backend, request)
 
     async def query(self, **request: Any) -> Any:
         return await self._pages.read(self._backend, "query", request)

@@ -33,7 +33,7 @@ from boto3.dynamodb.types import (  # type: ignore[import-untyped]
     TypeDeserializer,
 )
 
-from .._rules.wire import ItemKey, KeyPart, WireItem, composite_key
+from .._rules.wire import ItemKey, KeyPart, WireItem, composite_key, number_text
 
 if TYPE_CHECKING:
     from botocore.model import OperationModel, ServiceModel
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 _deserialize = TypeDeserializer().deserialize
 _getsizeof = sys.getsizeof
 _CONTAINERS: Final = (dict, list, set)
+#: Integers below this in magnitude have at most 38 digits: DynamoDB takes them as they are.
+_NUMBER_LIMIT: Final = 10**38
 
 
 def python_view(image: WireItem) -> tuple[Callable[[], dict[str, Any]], int]:
@@ -146,12 +148,14 @@ def python_key_part(name: Any, value: Any) -> KeyPart | None:
     kind = type(value)
     if kind is str:
         return (name, "S", value) if value else None
+    if kind is int and -_NUMBER_LIMIT < value < _NUMBER_LIMIT:
+        return (name, "N", str(value))  # at most 38 digits: exact, and number_text's spelling
     if kind is int or kind is Decimal:
         try:
             number = DYNAMODB_CONTEXT.create_decimal(value)
         except ArithmeticError:  # more than 38 digits, out of range: boto3 raises
             return None
-        return (name, "N", number) if number.is_finite() else None
+        return (name, "N", number_text(number)) if number.is_finite() else None
     if kind is Binary:
         value = value.value
         kind = type(value)

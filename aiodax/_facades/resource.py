@@ -13,6 +13,7 @@ same connection pool, credentials and retry state, closed with the resource.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aioboto3.dynamodb.table import BatchWriter
@@ -22,8 +23,6 @@ from .._engine import Engine, View
 from .python import Converter, python_key, python_view
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     from .._cache import Cache
 
 #: Read operations and the form their cached answers are served in: items one by
@@ -42,7 +41,19 @@ class CachedResource:
     tables listed by ``tables`` are plain aioboto3 tables, outside the cache.
     """
 
-    __slots__ = ("_backend", "_cache", "_convert", "_engine", "_resource", "_views")
+    __slots__ = (
+        "_backend",
+        "_cache",
+        "_convert",
+        "_engine",
+        "_resource",
+        "_views",
+        "batch_get_item",
+    )
+
+    #: ``await resource.batch_get_item(RequestItems=...)``: per key cached; a batch
+    #: of fresh hits is served from the items' Python views.
+    batch_get_item: Callable[..., Awaitable[Any]]
 
     def __init__(self, cache: Cache, engine: Engine, resource: Any) -> None:
         self._cache = cache
@@ -55,6 +66,9 @@ class CachedResource:
         self._views: dict[str, View] = dict.fromkeys(_ITEM_VIEWS, python_view)
         for operation in _PAGE_VIEWS:
             self._views[operation] = self._convert.response_view(operation)
+        self.batch_get_item = engine.bind_resource_batch_get_item(
+            key_of=python_key, view=python_view, general=self._batch_get_item
+        )
 
     @property
     def cache(self) -> Cache:
@@ -90,7 +104,7 @@ class CachedResource:
         """``await resource.Table(name)``, as in aioboto3, cached."""
         return CachedTable(self, await self._resource.Table(*args, **kwargs))
 
-    async def batch_get_item(self, **kwargs: Any) -> Any:
+    async def _batch_get_item(self, kwargs: dict[str, Any]) -> Any:
         return await self._call("batch_get_item", kwargs)
 
     async def batch_write_item(self, **kwargs: Any) -> Any:

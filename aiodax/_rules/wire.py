@@ -37,7 +37,7 @@ def key_part(name: object, value: object) -> KeyPart | None:
         return (name, "S", raw) if type(raw) is str and raw else None
     if wire_type == "N":
         number = number_value(raw)
-        return None if number is None else (name, "N", number)
+        return None if number is None else (name, "N", number_text(number))
     if wire_type == "B":
         data = binary_value(raw)
         return (name, "B", data) if data else None
@@ -47,11 +47,10 @@ def key_part(name: object, value: object) -> KeyPart | None:
 def canonical_key(key: object) -> ItemKey | None:
     """The type-exact, hashable form of a wire key; ``None`` if it cannot be a key.
 
-    Numbers compare by value (``"1"`` and ``"1.0"`` name the same item in DynamoDB,
-    and ``Decimal`` hashes them alike; so does an ``int``, which the hit paths use
-    for plain integers), strings and binaries by content, and the type tag keeps
-    ``{"N": "1"}`` apart from ``{"S": "1"}``.  A key this function rejects is sent
-    to DynamoDB uncached, so the caller gets DynamoDB's own error.
+    Numbers compare by value (``"1"`` and ``"1.0"`` name the same item in DynamoDB:
+    both are ``"1"``, see ``number_text``), strings and binaries by content, and the
+    type tag keeps ``{"N": "1"}`` apart from ``{"S": "1"}``.  A key this function
+    rejects is sent to DynamoDB uncached, so the caller gets DynamoDB's own error.
     """
     if type(key) is not dict:
         return None
@@ -95,6 +94,19 @@ def number_value(raw: object) -> Decimal | None:
     if len(digits) > 38 or not -130 <= number.adjusted() <= 125:
         return None
     return number
+
+
+def number_text(number: Decimal) -> str:
+    """A number's one spelling: as DynamoDB returns it (``1.50`` → ``"1.5"``, ``1e2`` → ``"100"``).
+
+    Keys hold numbers in this form, so that every spelling of one value names one
+    entry and a hit path can look a key up as the caller spelled it: the store
+    holds only these spellings, so a hit proves the spelling canonical and any
+    other misses there and is canonicalized on the general path.
+    """
+    if number.is_zero():
+        return "0"
+    return format(_NUMBER_CONTEXT.normalize(number), "f")
 
 
 def binary_value(raw: object) -> bytes | None:
@@ -208,11 +220,7 @@ def dynamodb_number(raw: Any) -> Any:
     A string that is no number is left alone: DynamoDB refused the write anyway.
     """
     number = number_value(raw)
-    if number is None:
-        return raw
-    if number.is_zero():
-        return "0"
-    return format(_NUMBER_CONTEXT.normalize(number), "f")
+    return raw if number is None else number_text(number)
 
 
 def thaw(image: Image) -> WireItem | None:

@@ -1,0 +1,290 @@
+"""Write guards (``_engine.guards``): drop generations, and writes in flight that overlap."""
+
+from __future__ import annotations
+
+from aiodax._engine.guards import EVERYTHING, WriteGuards
+from aiodax._rules.tags import item_key, page_key, page_tags, pages_dropped_by_write, table_tags
+from aiodax._rules.wire import ItemKey, KeyPart
+from aiodax._rules.writes import INVALIDATE, WritePlan, WriteRow
+
+A: ItemKey = ("pk", "S", "a")
+B: ItemKey = ("pk", "S", "b")
+ITEM_A = item_key("t", A)
+ITEM_B = item_key("t", B)
+
+
+def keyed(table: str, *keys: ItemKey) -> WritePlan:
+    return WritePlan("put_item", {}, tuple(WriteRow(table, key, None) for key in keys))
+
+
+def unkeyed(table: str) -> WritePlan:
+    return WritePlan("delete_item", {}, (WriteRow(table, None, INVALIDATE),))
+
+
+def everything() -> WritePlan:
+    return WritePlan("execute_statement", {}, (), everything=True)
+
+
+# ----------------------------------------------------------------- generations
+
+
+def test_a_fill_with_no_drop_since_it_went_out_may_store() -> None:
+    guards = WriteGuards()
+    generation = guards.open_fill()
+    assert guards.may_store(generation, (ITEM_A, "t"))
+
+
+def test_a_fill_out_before_a_drop_of_its_scope_may_not_store() -> None:
+    guards = WriteGuards()
+    generation = guards.open_fill()
+    guards.dropped((ITEM_A,))
+    assert not guards.may_store(generation, (ITEM_A, "t"))
+
+
+def test_a_fill_out_before_a_drop_of_any_one_of_its_scopes_may_not_store() -> None:
+    guards = WriteGuards()
+    generation = guards.open_fill()
+    guards.dropped(("t",))
+    assert not guards.may_store(generation, (ITEM_A, "t"))
+
+
+def test_a_fill_out_after_a_drop_of_its_scope_may_store() -> None:
+    guards = WriteGuards()
+    before = guards.open_fill()
+    guards.dropped((ITEM_A,))
+    after = guards.open_fill()
+    assert guards.may_store(after, (ITEM_A,))
+    guards.dropped((ITEM_B,))
+    assert guards.may_store(after, (ITEM_A,))
+    assert not guards.may_store(before, (ITEM_A,))
+
+
+def test_a_fill_out_after_a_drop_made_while_no_fill_was_open_may_store() -> None:
+    guards = WriteGuards()
+    guards.dropped((ITEM_A,))
+    generation = guards.open_fill()
+    guards.dropped((ITEM_B,))
+    assert guards.may_store(generation, (ITEM_A,))
+
+
+def test_drops_of_other_scopes_do_not_refuse_a_fill() -> None:
+    guards = WriteGuards()
+    generation = guards.open_fill()
+    guards.dropped((ITEM_B,))
+    guards.dropped(("other",))
+    guards.dropped(table_tags("other"))
+    assert guards.may_store(generation, (ITEM_A, "t"))
+
+
+def test_a_drop_of_everything_refuses_every_fill_out_before_it() -> None:
+    guards = WriteGuards()
+    generation = guards.open_fill()
+    guards.dropped((EVERYTHING,))
+    assert not guards.may_store(generation, (ITEM_A, "t"))
+    assert not guards.may_store(generation, ())
+    assert guards.may_store(guards.open_fill(), (ITEM_A, "t"))
+
+
+def test_every_drop_counts_one_generation() -> None:
+    guards = WriteGuards()
+    guards.dropped(())
+    guards.dropped((ITEM_A, ITEM_B))
+    assert guards.generation == 2
+    assert guards.open_fill() == 2
+
+
+def test_an_item_fill_is_refused_by_its_table_being_dropped() -> None:
+    guards = WriteGuards()
+    generation = guards.open_fill()
+    guards.dropped(table_tags("t"))
+    assert not guards.may_store(generation, (ITEM_A, "t"))
+
+
+def test_a_page_fill_is_refused_by_a_write_to_its_partition_only() -> None:
+    p: KeyPart = ("pk", "S", "p")
+    q: KeyPart = ("pk", "S", "q")
+    guards = WriteGuards()
+    store_key = page_key("t", "query", "f")
+    scopes = (store_key, *page_tags("t", "partition", p))
+    generation = guards.open_fill()
+    guards.dropped(pages_dropped_by_write("t", "partition", q))
+    assert guards.may_store(generation, scopes)
+    guards.dropped(pages_dropped_by_write("t", "partition", p))
+    assert not guards.may_store(generation, scopes)
+
+
+def test_drops_are_forgotten_once_no_fill_is_open() -> None:
+    guards = WriteGuards()
+    generations = [guards.open_fill() for _ in range(3)]
+    for index in range(100):
+        guards.dropped((("scope", index),))
+    assert guards._dropped_at
+    for generation in generations:
+        guards.close_fill(generation)
+    assert guards._dropped_at == {}
+    assert guards._open_fills == {}
+
+
+def test_drops_while_no_fill_is_open_are_not_remembered() -> None:
+    guards = WriteGuards()
+    for index in range(100):
+        guards.dropped((("scope", index),))
+    assert guards._dropped_at == {}
+
+
+def test_many_fills_sharing_a_generation_all_count_until_the_last_closes() -> None:
+    guards = WriteGuards()
+    first, second = guards.open_fill(), guards.open_fill()
+    assert first == second
+    guards.dropped((ITEM_A,))
+    guards.close_fill(first)
+    assert not guards.may_store(second, (ITEM_A,))
+    guards.close_fill(second)
+    assert guards._dropped_at == {}
+
+
+def test_an_old_fill_still_open_is_refused_after_thousands_of_drops_and_prunes() -> None:
+    guards = WriteGuards()
+    old = guards.open_fill()
+    for index in range(5_000):
+        fill = guards.open_fill()
+        guards.dropped((("other", index),))
+        guards.dropped((ITEM_A,))
+        guards.close_fill(fill)
+    assert not guards.may_store(old, (ITEM_A,))
+    assert guards.may_store(old, (ITEM_B,))
+    fresh = guards.open_fill()
+    assert guards.may_store(fresh, (ITEM_A,))
+    guards.close_fill(old)
+    guards.close_fill(fresh)
+    assert guards._dropped_at == {}
+
+
+def test_a_fill_that_went_out_just_before_the_prune_is_still_refused() -> None:
+    guards = WriteGuards()
+    keeper = guards.open_fill()
+    for index in range(5_000):
+        guards.dropped((("other", index),))
+    late = guards.open_fill()
+    guards.dropped((ITEM_A,))
+    guards.close_fill(keeper)  # prunes what no open fill can need
+    assert not guards.may_store(late, (ITEM_A,))
+    assert guards.may_store(late, (("other", 0),))
+
+
+def test_memory_of_drops_stays_bounded_while_fills_overlap_without_end() -> None:
+    guards = WriteGuards()
+    previous = guards.open_fill()
+    for index in range(10_000):
+        current = guards.open_fill()
+        guards.dropped((("scope", index),))
+        guards.close_fill(previous)
+        previous = current
+        assert len(guards._dropped_at) <= 4_097
+    assert not guards.may_store(previous, (("scope", 9_999),))
+    assert guards.may_store(previous, (("scope", 9_998),))
+
+
+# ---------------------------------------------------------------- writes in flight
+
+
+def test_a_write_alone_on_its_key_is_not_overlapped() -> None:
+    guards = WriteGuards()
+    ticket = guards.begin(keyed("t", A))
+    assert guards.finish(ticket) == frozenset()
+
+
+def test_two_writes_to_one_key_in_flight_at_once_both_report_it_overlapped() -> None:
+    guards = WriteGuards()
+    first = guards.begin(keyed("t", A))
+    second = guards.begin(keyed("t", A))
+    assert guards.finish(first) == {("t", A)}
+    assert guards.finish(second) == {("t", A)}
+    assert guards.writes_in_flight == 0
+
+
+def test_a_write_that_began_after_another_finished_is_not_overlapped() -> None:
+    guards = WriteGuards()
+    guards.finish(guards.begin(keyed("t", A)))
+    assert guards.finish(guards.begin(keyed("t", A))) == frozenset()
+
+
+def test_a_third_write_overlapping_only_the_second_is_overlapped_too() -> None:
+    guards = WriteGuards()
+    first = guards.begin(keyed("t", A))
+    second = guards.begin(keyed("t", A))
+    guards.finish(first)
+    third = guards.begin(keyed("t", A))
+    assert guards.finish(second) == {("t", A)}
+    assert guards.finish(third) == {("t", A)}
+
+
+def test_writes_to_different_keys_or_tables_do_not_overlap() -> None:
+    guards = WriteGuards()
+    a = guards.begin(keyed("t", A))
+    b = guards.begin(keyed("t", B))
+    other = guards.begin(keyed("u", A))
+    assert guards.finish(a) == frozenset()
+    assert guards.finish(b) == frozenset()
+    assert guards.finish(other) == frozenset()
+
+
+def test_a_write_of_many_keys_reports_only_the_overlapped_ones() -> None:
+    guards = WriteGuards()
+    batch = guards.begin(keyed("t", A, B))
+    single = guards.begin(keyed("t", B))
+    assert guards.finish(batch) == {("t", B)}
+    assert guards.finish(single) == {("t", B)}
+
+
+def test_an_unkeyed_write_begun_first_overlaps_keyed_writes_to_its_table() -> None:
+    guards = WriteGuards()
+    table = guards.begin(unkeyed("t"))
+    item = guards.begin(keyed("t", A))
+    other = guards.begin(keyed("u", A))
+    assert guards.finish(table) == frozenset()
+    assert guards.finish(item) == {("t", A)}
+    assert guards.finish(other) == frozenset()
+
+
+def test_an_unkeyed_write_begun_second_overlaps_keyed_writes_to_its_table() -> None:
+    guards = WriteGuards()
+    item = guards.begin(keyed("t", A))
+    other = guards.begin(keyed("u", A))
+    table = guards.begin(unkeyed("t"))
+    assert guards.finish(table) == frozenset()
+    assert guards.finish(item) == {("t", A)}
+    assert guards.finish(other) == frozenset()
+
+
+def test_a_keyed_write_after_an_unkeyed_write_finished_is_not_overlapped() -> None:
+    guards = WriteGuards()
+    guards.finish(guards.begin(unkeyed("t")))
+    assert guards.finish(guards.begin(keyed("t", A))) == frozenset()
+
+
+def test_a_write_of_everything_overlaps_every_keyed_write_in_either_order() -> None:
+    guards = WriteGuards()
+    before = guards.begin(keyed("t", A))
+    all_tables = guards.begin(everything())
+    after = guards.begin(keyed("u", B))
+    assert guards.finish(all_tables) == frozenset()
+    assert guards.finish(before) == {("t", A)}
+    assert guards.finish(after) == {("u", B)}
+
+
+def test_writes_in_flight_count_keys_and_unkeyed_tables_and_return_to_zero() -> None:
+    guards = WriteGuards()
+    tickets = [
+        guards.begin(keyed("t", A)),
+        guards.begin(keyed("t", A)),
+        guards.begin(keyed("t", B)),
+        guards.begin(unkeyed("u")),
+        guards.begin(unkeyed("u")),
+        guards.begin(everything()),
+    ]
+    assert guards.writes_in_flight == 4  # (t, A), (t, B), u, everything
+    for ticket in tickets:
+        guards.finish(ticket)
+    assert guards.writes_in_flight == 0
+    assert guards.finish(guards.begin(keyed("t", A))) == frozenset()

@@ -1,0 +1,139 @@
+"""The shared-tier seam through the public ``aiodax.Cache``: every miss passes through the
+tier as a ``Load``, which may answer it instead of DynamoDB; hits never reach it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiodax
+from tests.unit.fakes import METADATA, FakeBackend, RecordingTier
+
+KEY = {"pk": {"S": "a"}}
+ITEM = {"pk": {"S": "a"}, "v": {"S": "backend"}}
+
+
+def backend() -> FakeBackend:
+    return FakeBackend({"t": {"a": ITEM, "b": {"pk": {"S": "b"}, "v": {"S": "b"}}}})
+
+
+async def get(client: aiodax.CachedClient, key: dict[str, Any]) -> Any:
+    return await client.get_item(TableName="t", Key=key)
+
+
+async def test_a_get_item_miss_reaches_the_tier_as_a_load_of_what_is_sent() -> None:
+    tier, fake = RecordingTier(), backend()
+    async with aiodax.Cache(shared_tier=tier) as cache:
+        client = cache.wrap(fake.client())
+        response = await client.get_item(TableName="t", Key=KEY, ConsistentRead=False)
+    assert response["Item"] == ITEM
+    assert tier.loads == [aiodax.Load("get_item", {"TableName": "t", "Key": KEY})]
+    assert fake.calls["get_item"] == 1
+
+
+async def test_a_get_item_hit_never_reaches_the_tier() -> None:
+    tier, fake = RecordingTier(), backend()
+    async with aiodax.Cache(shared_tier=tier) as cache:
+        client = cache.wrap(fake.client())
+        await client.get_item(TableName="t", Key=KEY)
+        await client.get_item(TableName="t", Key=KEY)
+        await client.get_item(TableName="t", Key=KEY, ProjectionExpression="v")
+    assert len(tier.loads) == 1
+    assert fake.calls["get_item"] == 1
+
+
+async def test_the_tier_can_answer_a_miss_without_the_backend_being_called() -> None:
+    shared = {"Item": {"pk": {"S": "a"}, "v": {"S": "shared"}}, "ResponseMetadata": METADATA}
+    tier, fake = RecordingTier({"get_item": shared}), backend()
+    async with aiodax.Cache(shared_tier=tier) as cache:
+        client = cache.wrap(fake.client())
+        first = await client.get_item(TableName="t", Key=KEY)
+        again = await client.get_item(TableName="t", Key=KEY)
+    assert first["Item"]["v"] == {"S": "shared"}
+    assert again["Item"]["v"] == {"S": "shared"}
+    assert fake.calls["get_item"] == 0
+    assert (len(tier.loads), tier.fetched) == (1, 0)
+
+
+async def test_concurrent_identical_misses_reach_the_tier_once() -> None:
+    tier, fake = RecordingTier(), backend()
+    fake.gate = asyncio.Event()
+    async with aiodax.Cache(shared_tier=tier) as cache:
+        client = cache.wrap(fake.client())
+        calls = [asyncio.create_task(get(client, KEY)) for _ in range(5)]
+        async with asyncio.timeout(1):
+            while fake.calls["get_item"] == 0:
+                await asyncio.sleep(0)
+        fake.gate.set()
+        async with asyncio.timeout(1):
+            responses = await asyncio.gather(*calls)
+    assert [response["Item"] for response in responses] == [ITEM] * 5
+    assert len(tier.loads) == 1
+    assert fake.calls["get_item"] == 1
+
+
+async def test_a_scan_miss_is_a_load_and_its_hit_is_not() -> None:
+    tier, fake = RecordingTier(), backend()
+    async with aiodax.Cache(shared_tier=tier) as cache:
+        client = cache.wrap(fake.client())
+        first = await client.scan(TableName="t", Limit=10)
+        second = await client.scan(TableName="t", Limit=10)
+    assert first["Items"] == second["Items"]
+    assert tier.loads == [aiodax.Load("scan", {"TableName": "t", "Limit": 10})]
+    assert fake.calls["scan"] == 1
+
+
+async def test_the_tier_can_answer_a_scan_without_the_backend_being_called() -> None:
+    page = {"Items": [ITEM], "Count": 1, "ScannedCount": 7, "ResponseMetadata": METADATA}
+    tier, fake = RecordingTier({"scan": page}), backend()
+    async with aiodax.Cache(shared_tier=tier) as cache:
+        client = cache.wrap(fake.client())
+        response = await client.scan(TableName="t")
+    assert (response["Items"], response["ScannedCount"]) == ([ITEM], 7)
+    assert fake.calls["scan"] == 0
+
+
+async def test_a_batch_get_sends_only_its_missing_keys_through_the_tier() -> None:
+    tier, fake = RecordingTier(), backend()
+    async with aiodax.Cache(shared_tier=tier) as cache:
+        client = cache.wrap(fake.client())
+        await client.get_item(TableName="t", Key=KEY)
+        response = await client.batch_get_item(
+            RequestItems={"t": {"Keys": [KEY, {"pk": {"S": "b"}}]}}
+        )
+    assert len(response["Responses"]["t"]) == 2
+    batch_loads = [load for load in tier.loads if load.operation == "batch_get_item"]
+    assert len(batch_loads) == 1
+    (load,) = batch_loads
+    assert load.request["RequestItems"] == {"t": {"Keys": [{"pk": {"S": "b"}}]}}
+    assert fake.calls["batch_get_item"] == 1
+
+
+async def test_reads_the_cache_does_not_cache_and_writes_never_reach_the_tier() -> None:
+    tier, fake = RecordingTier(), backend()
+    async with aiodax.Cache(shared_tier=tier) as cache:
+        client = cache.wrap(fake.client())
+        await client.get_item(TableName="t", Key=KEY, ConsistentRead=True)
+        await client.put_item(TableName="t", Item={"pk": {"S": "c"}})
+    assert tier.loads == []
+    assert fake.calls["get_item"] == 1
+    assert fake.calls["put_item"] == 1
+
+
+async def test_a_write_makes_the_next_read_of_its_item_a_hit_not_a_load() -> None:
+    tier, fake = RecordingTier(), backend()
+    item: dict[str, Any] = {"pk": {"S": "c"}, "v": {"S": "written"}}
+    async with aiodax.Cache(shared_tier=tier) as cache:
+        client = cache.wrap(fake.client())
+        await client.put_item(TableName="t", Item=item)
+        response = await client.get_item(TableName="t", Key={"pk": {"S": "c"}})
+    assert response["Item"] == item
+    assert tier.loads == []
+
+
+async def test_entering_the_cache_starts_the_tier_and_closing_it_stops_the_tier() -> None:
+    tier = RecordingTier()
+    cache = aiodax.Cache(shared_tier=tier)
+    async with cache:
+        assert (tier.starts, tier.closes) == (1, 0)
+    assert (tier.starts, tier.closes) == (1, 1)

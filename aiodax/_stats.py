@@ -46,6 +46,7 @@ class Stats:
         current_size: int,
         current_entries: int,
         in_flight: int,
+        writes_in_flight: int,
     ) -> dict[str, Any]:
         return {
             "ItemCacheHits": self.item_hits,
@@ -66,4 +67,5 @@ class Stats:
             "CurrentSize": current_size,
             "CurrentEntries": current_entries,
             "InFlight": in_flight,
+            "WritesInFlight": writes_in_flight,
         }

@@ -8,10 +8,19 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from . import fastapi_load, hit_instructions, hit_latency, query_hit, resource_hit, stampede
+from . import (
+    fastapi_load,
+    hit_instructions,
+    hit_latency,
+    hit_shapes,
+    query_hit,
+    resource_hit,
+    stampede,
+)
 
 BENCHMARKS: dict[str, Callable[[], Coroutine[Any, Any, str]]] = {
     "hit_latency": hit_latency.run,
+    "hit_shapes": hit_shapes.run,
     "hit_instructions": hit_instructions.run,
     "resource_hit": resource_hit.run,
     "query_hit": query_hit.run,

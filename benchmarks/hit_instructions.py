@@ -1,51 +1,66 @@
-"""What a cache hit costs in CPU instructions: aiodax's ``get_item`` against async-lru's.
+"""What a cache hit costs in CPU instructions, per key shape: aiodax against async-lru.
 
 Timings on a shared machine move from run to run; instruction counts do not.  Each
-contender runs in a child process under ``valgrind --tool=callgrind`` twice, with 0
-and with ``HITS`` hits after the same set-up; the difference divided by ``HITS`` is
-what one hit executes (the benchmark loop's own ``for`` and ``await`` included, as
-in ``hit_latency``).  The children fill their cache from botocore's ``Stubber``
-instead of a server: a hit sends nothing, and the set-up stays the same from one
-run to the next (``PYTHONHASHSEED`` is fixed for that too).
+measurement runs ``benchmarks._hit_child`` under ``valgrind --tool=callgrind``: once
+with 0 hits, once per case with ``HITS`` hits after the same set-up; the difference
+divided by ``HITS`` is what one hit executes (the benchmark loop's own ``for`` and
+``await`` included, as in ``hit_latency``).  The children fill their caches from
+botocore's ``Stubber`` instead of a server, and ``PYTHONHASHSEED`` is fixed, so the
+set-up is the same from one run to the next.
+
+``--before PATH`` adds a column for the aiodax checked out at ``PATH`` (an older
+commit, say), measured by the same child: what a change did to each hit.
 
 Instructions are not time: an allocation or a dict copy is many cheap instructions,
-a Python-level call fewer, dearer ones.  ``hit_latency`` measures time; this is the
-noise-free cross-check for a change to the hit path.
+a Python-level call fewer, dearer ones.  ``hit_latency`` and ``hit_shapes`` measure
+time; this is the noise-free cross-check for a change to the hit paths.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import re
 import shutil
 import sys
-from typing import Any
+from collections.abc import Sequence
 
 from ._common import environment, markdown_table
+from ._shapes import SHAPES
 
 HITS = 20_000
-CONTENDERS = {
-    "aiodax": "aiodax `get_item` hit",
-    "async-lru": "async-lru `alru_cache` hit",
-}
+#: (flavour, shape): the client's every shape, the resource's commonest two
+CASES = [("client", shape.name) for shape in SHAPES] + [
+    ("resource", SHAPES[0].name),
+    ("resource", SHAPES[1].name),
+]
 _COLLECTED = re.compile(r"Collected : (\d+)")
 
 
-async def _instructions(contender: str, hits: int) -> int:
+async def _instructions(
+    contender: str, flavour: str, shape: str, hits: int, pythonpath: str | None
+) -> int:
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    if pythonpath is not None:
+        # The older aiodax first, then this checkout's benchmarks: without the
+        # current directory in front (PYTHONSAFEPATH), which holds this aiodax.
+        env["PYTHONPATH"] = os.pathsep.join([pythonpath, os.getcwd()])
+        env["PYTHONSAFEPATH"] = "1"
     process = await asyncio.create_subprocess_exec(
         "valgrind",
         "--tool=callgrind",
         "--callgrind-out-file=/dev/null",
         sys.executable,
         "-m",
-        "benchmarks.hit_instructions",
-        "--child",
+        "benchmarks._hit_child",
         contender,
+        flavour,
+        shape,
         str(hits),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
+        env=env,
     )
     try:
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=300)
@@ -59,80 +74,61 @@ async def _instructions(contender: str, hits: int) -> int:
     return int(found.group(1))
 
 
-async def run() -> str:
+async def _per_hit(contender: str, flavour: str, pythonpath: str | None = None) -> dict[str, float]:
+    """Instructions per hit of each case of ``flavour``, two children at a time."""
+    shapes = [shape for case_flavour, shape in CASES if case_flavour == flavour]
+    base = await _instructions(contender, flavour, shapes[0], 0, pythonpath)
+    counts: dict[str, float] = {}
+    for start in range(0, len(shapes), 2):
+        pair = shapes[start : start + 2]
+        loaded = await asyncio.gather(
+            *(_instructions(contender, flavour, shape, HITS, pythonpath) for shape in pair)
+        )
+        for shape, total in zip(pair, loaded, strict=True):
+            counts[shape] = (total - base) / HITS
+    return counts
+
+
+async def run(before: str | None = None) -> str:
     if shutil.which("valgrind") is None:
         return "### Hit cost in instructions\n\nNot measured: valgrind is not installed."
-    per_hit: dict[str, float] = {}
-    for contender in CONTENDERS:
-        # Two at once: one per core.
-        base, loaded = await asyncio.gather(
-            _instructions(contender, 0), _instructions(contender, HITS)
-        )
-        per_hit[contender] = (loaded - base) / HITS
-    reference = per_hit["async-lru"]
-    rows = [
-        [CONTENDERS[name], f"{count:,.0f}", f"{count / reference:.2f}×"]
-        for name, count in per_hit.items()
-    ]
+    columns: dict[str, tuple[str | None, str]] = {
+        "aiodax": (None, "aiodax"),
+        "async-lru": (None, "async-lru"),
+    }
+    if before is not None:
+        columns = {f"aiodax at {before}": (before, "aiodax"), **columns}
+    measured: dict[str, dict[tuple[str, str], float]] = {}
+    for column, (pythonpath, contender) in columns.items():
+        measured[column] = {}
+        for flavour in ("client", "resource"):
+            counts = await _per_hit(contender, flavour, pythonpath)
+            measured[column].update({(flavour, shape): n for shape, n in counts.items()})
+    rows = []
+    for case in CASES:
+        per_column = [measured[column][case] for column in columns]
+        ratio = measured["aiodax"][case] / measured["async-lru"][case]
+        rows.append([f"{case[0]}: {case[1]}", *(f"{n:,.0f}" for n in per_column), f"{ratio:.2f}×"])
     return "\n".join(
         [
             "### Hit cost in instructions",
             "",
             f"Instructions per hit under callgrind, ({HITS:,} hits − 0 hits) ÷ {HITS:,}; "
-            "the item of `hit_latency`.",
+            "a flat ten-attribute item of each key shape.",
             "",
-            markdown_table(["", "instructions per hit", "÷ async-lru"], rows),
+            markdown_table(["", *columns, "aiodax ÷ async-lru"], rows),
             "",
             environment(["aiodax", "aioboto3", "async-lru"]),
         ]
     )
 
 
-async def _child(contender: str, hits: int) -> None:
-    """Fill one cache from a stubbed client, then serve ``hits`` hits from it."""
-    import aioboto3
-    from async_lru import alru_cache
-    from botocore.stub import Stubber
-
-    import aiodax
-    from aiodax.stampede import key_value, make_item
-    from aiodax.testing.servers import client_kwargs
-
-    table, pk = "aiodax-bench", key_value(0)
-    key = {"pk": {"S": pk}}
-    # The endpoint is never contacted: the Stubber answers before any request is made.
-    kwargs = client_kwargs("http://127.0.0.1:9")
-    async with aioboto3.Session().client("dynamodb", **kwargs) as client:
-        stubber = Stubber(client)
-        stubber.add_response(
-            "get_item", {"Item": make_item("pk", 0)}, {"TableName": table, "Key": key}
-        )
-        stubber.activate()
-        if contender == "aiodax":
-            async with aiodax.Cache(item_ttl=300) as cache:
-                get_item = cache.wrap(client).get_item
-                await get_item(TableName=table, Key=key)  # the miss that fills it
-                for _ in range(hits):
-                    await get_item(TableName=table, Key=key)
-                assert cache.stats()["BackendRequestCount"] == 1
-        else:
-
-            @alru_cache(maxsize=1024, ttl=300)
-            async def alru_get(value: str) -> Any:
-                return await client.get_item(TableName=table, Key={"pk": {"S": value}})
-
-            await alru_get(pk)
-            for _ in range(hits):
-                await alru_get(pk)
-            await alru_get.cache_close()
-        stubber.assert_no_pending_responses()
-
-
-def main() -> None:
-    if sys.argv[1:2] == ["--child"]:
-        asyncio.run(_child(sys.argv[2], int(sys.argv[3])))
-    else:
-        print(asyncio.run(run()))
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", help="an older aiodax checkout to measure beside this one")
+    args = parser.parse_args(argv)
+    before = None if args.before is None else os.path.abspath(args.before)
+    print(asyncio.run(run(before)))
 
 
 if __name__ == "__main__":

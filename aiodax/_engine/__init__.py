@@ -18,7 +18,7 @@ one place where speed beats structure, in ``fast_path.py``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from .._backend import Backend
@@ -83,7 +83,9 @@ class Engine:
     def closed(self) -> bool:
         return self.shared.closed
 
-    def bind_client_get_item(self, backend: Backend) -> Callable[..., Awaitable[dict[str, Any]]]:
+    def bind_client_get_item(
+        self, backend: Backend
+    ) -> Callable[..., Coroutine[Any, Any, dict[str, Any]]]:
         return bind_client_get_item(self.shared, backend, self.items.get_item)
 
     def bind_table_get_item(
@@ -94,12 +96,14 @@ class Engine:
         view: View,
         meta: Any,
         general: Callable[[dict[str, Any]], Awaitable[Any]],
-    ) -> Callable[..., Awaitable[Any]]:
+    ) -> Callable[..., Coroutine[Any, Any, Any]]:
         return bind_table_get_item(
             self.shared, table, key_of=key_of, view=view, meta=meta, general=general
         )
 
-    def bind_client_batch_get_item(self, backend: Backend) -> Callable[..., Awaitable[Any]]:
+    def bind_client_batch_get_item(
+        self, backend: Backend
+    ) -> Callable[..., Coroutine[Any, Any, Any]]:
         async def general(request: dict[str, Any]) -> Any:
             return await self.batch.batch_get_item(backend, request)
 
@@ -111,7 +115,7 @@ class Engine:
         key_of: Callable[[dict[Any, Any]], ItemKey | None],
         view: View,
         general: Callable[[dict[str, Any]], Awaitable[Any]],
-    ) -> Callable[..., Awaitable[Any]]:
+    ) -> Callable[..., Coroutine[Any, Any, Any]]:
         return bind_batch_get_item(self.shared, python_store_key(key_of), view, general)
 
     async def call(self, backend: Backend, operation: str, request: Mapping[str, Any]) -> Any:
@@ -157,4 +161,5 @@ class Engine:
             current_size=store.current_size,
             current_entries=len(store),
             in_flight=shared.in_flight,
+            writes_in_flight=shared.guards.writes_in_flight,
         )

@@ -16,7 +16,7 @@ other spelling misses and the general path canonicalizes it (see
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final
 
 from .._backend import Backend
@@ -30,8 +30,10 @@ from .views import View, keep_view
 _ABSENT: Final = object()
 #: DynamoDB's limit of keys in a BatchGetItem.
 _BATCH_LIMIT: Final = 100
-#: Integers below this in magnitude have at most 38 digits: exact as DynamoDB numbers.
-_INT_LIMIT: Final = 10**38
+#: Integers between these are printed by Python (and are DynamoDB numbers when
+#: they have at most 38 significant digits; if not, no entry has their spelling).
+_INT_LOW: Final = -(10**126)
+_INT_HIGH: Final = 10**126
 #: What a key's raw value may be to be looked up as it is (strings, numbers' text, bytes).
 _SCALARS: Final = frozenset({str, bytes})
 
@@ -77,9 +79,10 @@ def python_store_key(
 ) -> StoreKeyOf:
     """The store key of a facade's ``Key`` in Python values, or ``None``.
 
-    Strings and integers (DynamoDB's ``S`` and ``N``, as boto3 serializes them) are
-    read here; any other value, and any key of other than one or two attributes, is
-    canonicalized by ``key_of``.
+    Strings, integers and bytes (DynamoDB's ``S``, ``N`` and ``B``, as boto3
+    serializes them) are read here; any other value, and any key of other than one
+    or two attributes, is canonicalized by ``key_of``.  An empty string or bytes
+    finds no entry (none is stored under one) and goes the general way.
     """
 
     def store_key_of(table: str, key: dict[Any, Any]) -> tuple[Any, ...] | None:
@@ -88,14 +91,18 @@ def python_store_key(
             kind_a, kind_b = type(value_a), type(value_b)
             if kind_a is str and value_a:
                 type_a = "S"
-            elif kind_a is int and -_INT_LIMIT < value_a < _INT_LIMIT:
-                type_a, value_a = "N", f"{value_a}"
+            elif kind_a is int and _INT_LOW < value_a < _INT_HIGH:
+                type_a, value_a = "N", f"{value_a}"  # an int's text is its number_text
+            elif kind_a is bytes:
+                type_a = "B"
             else:
                 type_a = None
             if kind_b is str and value_b:
                 type_b = "S"
-            elif kind_b is int and -_INT_LIMIT < value_b < _INT_LIMIT:
+            elif kind_b is int and _INT_LOW < value_b < _INT_HIGH:
                 type_b, value_b = "N", f"{value_b}"
+            elif kind_b is bytes:
+                type_b = "B"
             else:
                 type_b = None
             if type_a is not None and type_b is not None and type(name_a) is type(name_b) is str:
@@ -112,7 +119,7 @@ def bind_client_get_item(
     shared: Shared,
     backend: Backend,
     general: Callable[[Backend, dict[str, Any]], Awaitable[dict[str, Any]]],
-) -> Callable[..., Awaitable[dict[str, Any]]]:
+) -> Callable[..., Coroutine[Any, Any, dict[str, Any]]]:
     """``get_item(**request)`` of the client flavour, for one backend.
 
     The commonest call (``TableName`` and a one-attribute string ``Key``) is
@@ -173,7 +180,7 @@ def bind_table_get_item(
     view: View,
     meta: Any,
     general: Callable[[dict[str, Any]], Awaitable[Any]],
-) -> Callable[..., Awaitable[Any]]:
+) -> Callable[..., Coroutine[Any, Any, Any]]:
     """``get_item(**kwargs)`` of a facade holding keys and items in another form.
 
     The resource facade's items are Python values; converting the wire image on
@@ -211,8 +218,13 @@ def bind_table_get_item(
                 kind = type(value)
                 if kind is str and value:
                     store_key = (table, name, "S", value)
-                elif kind is int and -_INT_LIMIT < value < _INT_LIMIT:
-                    store_key = (table, name, "N", f"{value}")
+                elif kind is bytes:
+                    store_key = (table, name, "B", value)
+                elif kind is int:
+                    try:
+                        store_key = (table, name, "N", f"{value}")
+                    except ValueError:  # too many digits to print: boto3 refuses it too
+                        store_key = None
                 else:
                     store_key = store_key_of(table, Key)
             else:
@@ -275,7 +287,7 @@ def bind_batch_get_item(
     store_key_of: StoreKeyOf,
     view: View | None,
     general: Callable[[dict[str, Any]], Awaitable[Any]],
-) -> Callable[..., Awaitable[Any]]:
+) -> Callable[..., Coroutine[Any, Any, Any]]:
     """``batch_get_item(**request)`` answering a batch whose every key is a fresh hit.
 
     ``store_key_of`` reads the facade's keys (``wire_store_key``, or the resource's

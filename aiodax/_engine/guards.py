@@ -29,7 +29,8 @@ from .._rules.writes import ItemRef, WritePlan
 
 #: The scope every drop of everything bumps, and every fill depends on.
 EVERYTHING: Final = ("everything",)
-#: How many drops are remembered before those no open fill can need are pruned.
+#: How many drops are remembered before those no open fill can need are pruned;
+#: past it even after pruning, fills older than now are refused instead.
 _PRUNE_AT: Final = 4096
 
 
@@ -51,7 +52,14 @@ class WriteTicket:
 class WriteGuards:
     """Writes in flight and drop generations; see the module docstring."""
 
-    __slots__ = ("_dropped_at", "_generation", "_open_fills", "_unkeyed", "_writing")
+    __slots__ = (
+        "_dropped_at",
+        "_generation",
+        "_open_fills",
+        "_refused_before",
+        "_unkeyed",
+        "_writing",
+    )
 
     def __init__(self) -> None:
         self._writing: dict[ItemRef, _KeyWrites] = {}
@@ -62,6 +70,8 @@ class WriteGuards:
         self._dropped_at: dict[Hashable, int] = {}
         #: generation a fill went out at → fills still open from it
         self._open_fills: dict[int, int] = {}
+        #: fills that went out before this generation may not store (see ``close_fill``)
+        self._refused_before = 0
 
     # ------------------------------------------------------------ generations
 
@@ -86,8 +96,27 @@ class WriteGuards:
         if not self._open_fills:
             self._dropped_at.clear()  # no fill is left to compare with them
         elif len(self._dropped_at) > _PRUNE_AT:
-            oldest = min(self._open_fills)
-            self._dropped_at = {s: g for s, g in self._dropped_at.items() if g > oldest}
+            self._prune()
+
+    def _prune(self) -> None:
+        """Forget the drops no open fill can be refused by; bound what is left."""
+        oldest = min(self._open_fills)
+        self._dropped_at = {s: g for s, g in self._dropped_at.items() if g > oldest}
+        if len(self._dropped_at) > _PRUNE_AT:
+            # An old fill still out while drops keep coming (a slow request under
+            # heavy writes): refusing every fill out now costs a few fills;
+            # remembering every drop until they end would cost unbounded memory.
+            self._refused_before = self._generation
+            self._dropped_at.clear()
+
+    @property
+    def remembered_drops(self) -> int:
+        """Scopes whose last drop is remembered for fills still out (bounded)."""
+        return len(self._dropped_at)
+
+    @property
+    def open_fills(self) -> int:
+        return sum(self._open_fills.values())
 
     def dropped(self, scopes: Iterable[Hashable]) -> None:
         """Entries filed under ``scopes`` were dropped: fills out since may not store."""
@@ -96,11 +125,15 @@ class WriteGuards:
             generation = self._generation
             for scope in scopes:
                 self._dropped_at[scope] = generation
+            if len(self._dropped_at) > 2 * _PRUNE_AT:
+                self._prune()
 
     def may_store(self, generation: int, scopes: Iterable[Hashable]) -> bool:
         """Whether a fill that went out at ``generation``, filed under ``scopes``, may store."""
         if generation == self._generation:
             return True
+        if generation < self._refused_before:
+            return False
         dropped_at = self._dropped_at
         if dropped_at.get(EVERYTHING, -1) > generation:
             return False
@@ -147,5 +180,5 @@ class WriteGuards:
 
     @property
     def writes_in_flight(self) -> int:
-        """Keys with a write in flight, and tables with an unkeyed one (for tests and stats)."""
+        """Keys with a write in flight, and tables with an unkeyed one (``stats()``)."""
         return len(self._writing) + len(self._unkeyed)

@@ -7,7 +7,7 @@ plane, waiters, ``meta``…) is the wrapped client's own.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from botocore.paginate import Paginator
@@ -29,9 +29,9 @@ class CachedClient:
 
     #: ``await client.get_item(TableName=..., Key=...)``: served from the item
     #: cache when fresh, else from DynamoDB (coalesced with identical misses).
-    get_item: Callable[..., Awaitable[Any]]
+    get_item: Callable[..., Coroutine[Any, Any, Any]]
     #: ``await client.batch_get_item(RequestItems=...)``: per key cached, as GetItem.
-    batch_get_item: Callable[..., Awaitable[Any]]
+    batch_get_item: Callable[..., Coroutine[Any, Any, Any]]
 
     def __init__(self, cache: Cache, engine: Engine, backend: Backend) -> None:
         self._cache = cache

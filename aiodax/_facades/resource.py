@@ -13,7 +13,7 @@ same connection pool, credentials and retry state, closed with the resource.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from aioboto3.dynamodb.table import BatchWriter
@@ -53,7 +53,7 @@ class CachedResource:
 
     #: ``await resource.batch_get_item(RequestItems=...)``: per key cached; a batch
     #: of fresh hits is served from the items' Python views.
-    batch_get_item: Callable[..., Awaitable[Any]]
+    batch_get_item: Callable[..., Coroutine[Any, Any, Any]]
 
     def __init__(self, cache: Cache, engine: Engine, resource: Any) -> None:
         self._cache = cache
@@ -136,7 +136,7 @@ class CachedTable:
 
     #: ``await table.get_item(Key=...)``: a fresh cached item is served from its
     #: Python view, converted once per entry; anything else goes the general way.
-    get_item: Callable[..., Awaitable[Any]]
+    get_item: Callable[..., Coroutine[Any, Any, Any]]
 
     def __init__(self, resource: CachedResource, table: Any) -> None:
         self._resource = resource
@@ -158,7 +158,7 @@ class CachedTable:
     def __repr__(self) -> str:
         return f"<aiodax.CachedTable wrapping {self._table!r}>"
 
-    def _bind_get_item(self) -> Callable[..., Awaitable[Any]]:
+    def _bind_get_item(self) -> Callable[..., Coroutine[Any, Any, Any]]:
         """The engine's hit path for this table, serving Python views of its items."""
         return self._engine.bind_table_get_item(
             self._name, key_of=python_key, view=python_view, meta=self._meta, general=self._get_item

@@ -96,12 +96,31 @@ def _path_text(path: tuple[str | int, ...]) -> str:
     )
 
 
+def top_level_name(path: str) -> str | None:
+    """The attribute a canonical path names when it is a top-level one, else ``None``."""
+    name = path[1:]
+    if "\\" not in name:
+        return None if "[" in name or "." in name else name
+    unescaped, escaped = [], False
+    for char in name:
+        if escaped:
+            unescaped.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in ".[":
+            return None
+        else:
+            unescaped.append(char)
+    return "".join(unescaped)
+
+
 def top_level_names(projection: Projection) -> tuple[str, ...] | None:
     """Attribute names when every path is a top-level attribute, else ``None``."""
     names = []
-    for text in projection:
-        name = text[1:]
-        if "\\" in name or "[" in name or "." in name:
+    for path in projection:
+        name = top_level_name(path)
+        if name is None:
             return None
         names.append(name)
     return tuple(names)

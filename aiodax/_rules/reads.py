@@ -13,7 +13,7 @@ from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
-from .projection import Projection, fingerprint, projection_of, top_level_names
+from .projection import Projection, fingerprint, projection_of, top_level_name
 from .responses import wants_capacity
 from .schema import KeySchema
 from .tags import StoreKey, page_key
@@ -201,7 +201,10 @@ class BatchPlan:
         if added:
             names = dict(spec.get("ExpressionAttributeNames") or {})
             placeholders = []
-            for index, name in enumerate(added):
+            index = 0
+            for name in added:
+                while f"#aiodax_key{index}" in names:  # the caller's own: leave it
+                    index += 1
                 placeholder = f"#aiodax_key{index}"
                 names[placeholder] = name
                 placeholders.append(placeholder)
@@ -228,6 +231,23 @@ class BatchPlan:
     def unprocessed_spec(self, table: str) -> dict[str, Any]:
         """The caller's own parameters for ``table``, without keys: ``UnprocessedKeys``' form."""
         return {k: v for k, v in self.tables[table].items() if k != "Keys"}
+
+
+def _head(path: str) -> str:
+    """The top-level attribute a canonical path starts with (escapes undone)."""
+    head = []
+    escaped = False
+    for char in path[1:]:
+        if escaped:
+            head.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in ".[":
+            break
+        else:
+            head.append(char)
+    return "".join(head)
 
 
 def plan_batch_get(request: Mapping[str, Any]) -> BatchPlan | None:
@@ -266,10 +286,9 @@ def _plan_batch_table(plan: BatchPlan, table: object, spec: object) -> bool:
     key_names: tuple[str, ...] = names.pop()  # type: ignore[assignment]
     added: tuple[str, ...] = ()
     if projection is not None:
-        present = set(top_level_names(projection) or ())
+        present = {top_level_name(path) for path in projection}
         for path in projection:
-            head = path[1:].partition(".")[0].partition("[")[0]
-            if head in key_names and head not in present:
+            if top_level_name(path) is None and _head(path) in key_names:
                 return False  # a nested path under a key attribute: let DynamoDB say no
         added = tuple(name for name in key_names if name not in present)
     plan.tables[table] = spec

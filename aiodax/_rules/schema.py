@@ -83,7 +83,15 @@ def query_partition(request: Mapping[str, Any], schema: KeySchema) -> KeyPart | 
         return None
     names = request.get("ExpressionAttributeNames") or {}
     values = request.get("ExpressionAttributeValues") or {}
-    tokens = [names.get(t, t) if t.startswith("#") else t for t in _TOKEN.findall(expression)]
+    if not isinstance(names, Mapping) or not isinstance(values, Mapping):
+        return None  # malformed: DynamoDB (or botocore) says so
+    tokens = []
+    for token in _TOKEN.findall(expression):
+        if token.startswith("#"):
+            token = names.get(token, token)
+            if type(token) is not str:
+                return None
+        tokens.append(token)
     found = []
     for index in range(1, len(tokens) - 1):
         if tokens[index] != "=":
@@ -93,6 +101,6 @@ def query_partition(request: Mapping[str, Any], schema: KeySchema) -> KeyPart | 
             found.append(right)
         elif right == hash_key and left.startswith(":"):
             found.append(left)
-    if len(found) != 1 or not isinstance(values, Mapping):
+    if len(found) != 1:
         return None
     return key_part(hash_key, values.get(found[0]))

@@ -40,18 +40,6 @@ Outcome: TypeAlias = Image | Literal[_Invalidate.INVALIDATE]
 ItemRef: TypeAlias = tuple[str, ItemKey]
 Schemas: TypeAlias = Mapping[str, KeySchema | None]
 
-WRITE_OPERATIONS: Final = frozenset(
-    {
-        "put_item",
-        "update_item",
-        "delete_item",
-        "batch_write_item",
-        "transact_write_items",
-        "execute_statement",
-        "batch_execute_statement",
-        "execute_transaction",
-    }
-)
 _PARTIQL_STATEMENTS: Final = {
     "execute_statement": None,
     "batch_execute_statement": "Statements",

@@ -118,18 +118,18 @@ def test_drops_are_forgotten_once_no_fill_is_open() -> None:
     generations = [guards.open_fill() for _ in range(3)]
     for index in range(100):
         guards.dropped((("scope", index),))
-    assert guards._dropped_at
+    assert guards.remembered_drops
     for generation in generations:
         guards.close_fill(generation)
-    assert guards._dropped_at == {}
-    assert guards._open_fills == {}
+    assert guards.remembered_drops == 0
+    assert guards.open_fills == 0
 
 
 def test_drops_while_no_fill_is_open_are_not_remembered() -> None:
     guards = WriteGuards()
     for index in range(100):
         guards.dropped((("scope", index),))
-    assert guards._dropped_at == {}
+    assert guards.remembered_drops == 0
 
 
 def test_many_fills_sharing_a_generation_all_count_until_the_last_closes() -> None:
@@ -140,7 +140,7 @@ def test_many_fills_sharing_a_generation_all_count_until_the_last_closes() -> No
     guards.close_fill(first)
     assert not guards.may_store(second, (ITEM_A,))
     guards.close_fill(second)
-    assert guards._dropped_at == {}
+    assert guards.remembered_drops == 0
 
 
 def test_an_old_fill_still_open_is_refused_after_thousands_of_drops_and_prunes() -> None:
@@ -152,12 +152,14 @@ def test_an_old_fill_still_open_is_refused_after_thousands_of_drops_and_prunes()
         guards.dropped((ITEM_A,))
         guards.close_fill(fill)
     assert not guards.may_store(old, (ITEM_A,))
-    assert guards.may_store(old, (ITEM_B,))
+    # Past the bound, an old fill is refused whatever it loaded: memory stays bounded.
+    assert not guards.may_store(old, (ITEM_B,))
+    assert guards.remembered_drops <= 2 * 4_096
     fresh = guards.open_fill()
     assert guards.may_store(fresh, (ITEM_A,))
     guards.close_fill(old)
     guards.close_fill(fresh)
-    assert guards._dropped_at == {}
+    assert guards.remembered_drops == 0
 
 
 def test_a_fill_that_went_out_just_before_the_prune_is_still_refused() -> None:
@@ -180,7 +182,7 @@ def test_memory_of_drops_stays_bounded_while_fills_overlap_without_end() -> None
         guards.dropped((("scope", index),))
         guards.close_fill(previous)
         previous = current
-        assert len(guards._dropped_at) <= 4_097
+        assert guards.remembered_drops <= 2 * 4_096 + 1
     assert not guards.may_store(previous, (("scope", 9_999),))
     assert guards.may_store(previous, (("scope", 9_998),))
 

@@ -435,3 +435,51 @@ def test_the_flight_keys_of_a_batch_get_and_a_get_item_of_one_item_agree() -> No
     assert get is not None
     assert plan.keys == [get.flight_key]
     assert canonical_key(KEY) == get.key
+
+
+def test_a_batch_get_projecting_a_dotted_key_attribute_asks_for_it_once_and_returns_it() -> None:
+    plan = plan_batch_get(
+        {
+            "RequestItems": {
+                "t": {
+                    "Keys": [{"pk.id": {"S": "a"}}],
+                    "ProjectionExpression": "#k, v",
+                    "ExpressionAttributeNames": {"#k": "pk.id"},
+                }
+            }
+        }
+    )
+    assert plan is not None
+    assert plan.added_names == {"t": ()}
+    _, visible = plan.identify("t", {"pk.id": {"S": "a"}, "v": {"S": "x"}})
+    assert visible == {"pk.id": {"S": "a"}, "v": {"S": "x"}}
+
+
+def test_added_key_placeholders_never_overwrite_the_caller_s_own() -> None:
+    plan = plan_batch_get(
+        {
+            "RequestItems": {
+                "t": {
+                    "Keys": [{"pk": {"S": "a"}}],
+                    "ProjectionExpression": "#aiodax_key0",
+                    "ExpressionAttributeNames": {"#aiodax_key0": "v"},
+                }
+            }
+        }
+    )
+    assert plan is not None
+    spec = plan.request_items(plan.keys)["t"]
+    names = spec["ExpressionAttributeNames"]
+    assert sorted(names.values()) == ["pk", "v"]
+
+
+def test_a_batch_get_projecting_a_key_attribute_and_a_nested_path_is_cacheable() -> None:
+    plan = plan_batch_get(
+        {
+            "RequestItems": {
+                "t": {"Keys": [{"pk": {"S": "a"}}], "ProjectionExpression": "pk, info.x"}
+            }
+        }
+    )
+    assert plan is not None
+    assert plan.added_names == {"t": ()}

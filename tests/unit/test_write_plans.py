@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -261,7 +260,7 @@ def test_a_batch_write_puts_and_deletes_each_of_its_items() -> None:
     plan = planned("batch_write_item", request)
     assert plan.outcomes({"UnprocessedItems": {}}) == {
         ("t", KEY_A): {"pk": {"S": "a"}, "n": {"N": "1.5"}},
-        ("u", ("pk", "S", "b", "sk", "N", Decimal(1))): None,
+        ("u", ("pk", "S", "b", "sk", "N", "1")): None,
     }
 
 

@@ -17,8 +17,6 @@ from aiodax.testing import InstrumentedClient
 from tests.support import until
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
-
     from types_aiobotocore_dynamodb import DynamoDBClient
 
 KEY = {"pk": {"S": "hot"}}
@@ -36,12 +34,7 @@ async def start_waiters(
 ) -> tuple[asyncio.Event, list[asyncio.Task[Any]]]:
     """``count`` callers of one key, all waiting on one held request."""
     release = instrumented.hold("get_item")
-    tasks = [
-        asyncio.create_task(
-            cast("Coroutine[Any, Any, Any]", cached.get_item(TableName=table, Key=KEY))
-        )
-        for _ in range(count)
-    ]
+    tasks = [asyncio.create_task(cached.get_item(TableName=table, Key=KEY)) for _ in range(count)]
     await until(lambda: instrumented.in_flight["get_item"] == 1)
     await asyncio.sleep(0)  # let every task join the flight
     return release, tasks
@@ -97,9 +90,7 @@ async def test_a_timed_out_caller_leaves_without_failing_the_others(
         async with asyncio.timeout(0.01):
             await cached.get_item(TableName=seeded, Key=KEY)
 
-    patient = asyncio.create_task(
-        cast("Coroutine[Any, Any, Any]", cached.get_item(TableName=seeded, Key=KEY))
-    )
+    patient = asyncio.create_task(cached.get_item(TableName=seeded, Key=KEY))
     with pytest.raises(TimeoutError):
         await impatient()
     release.set()
@@ -114,9 +105,7 @@ async def test_cancelled_batch_caller_leaves_joined_get_item_served(
     release = instrumented.hold("batch_get_item")
     batch = asyncio.create_task(cached.batch_get_item(RequestItems={seeded: {"Keys": [KEY]}}))
     await until(lambda: instrumented.in_flight["batch_get_item"] == 1)
-    single = asyncio.create_task(
-        cast("Coroutine[Any, Any, Any]", cached.get_item(TableName=seeded, Key=KEY))
-    )
+    single = asyncio.create_task(cached.get_item(TableName=seeded, Key=KEY))
     await asyncio.sleep(0)
 
     batch.cancel()
@@ -136,12 +125,7 @@ async def test_closing_the_cache_fails_waiters_cleanly(
     instrumented.hold("get_item")
     cache = aiodax.Cache()
     cached = cache.wrap(cast("DynamoDBClient", instrumented))
-    waiters = [
-        asyncio.create_task(
-            cast("Coroutine[Any, Any, Any]", cached.get_item(TableName=seeded, Key=KEY))
-        )
-        for _ in range(3)
-    ]
+    waiters = [asyncio.create_task(cached.get_item(TableName=seeded, Key=KEY)) for _ in range(3)]
     await until(lambda: instrumented.in_flight["get_item"] == 1)
 
     await cache.aclose()
@@ -167,9 +151,11 @@ async def test_a_write_cancelled_after_it_reached_dynamodb_invalidates_the_key(
     write = asyncio.create_task(cached.put_item(TableName=seeded, Item=new))
     await until(lambda: instrumented.answered["put_item"] == 1)
 
+    assert cached.cache.stats()["WritesInFlight"] == 1
     write.cancel()
     with pytest.raises(asyncio.CancelledError):
         await write
+    assert cached.cache.stats()["WritesInFlight"] == 0
 
     # DynamoDB applied the write; the cache must not keep serving the old value
     assert (await raw_client.get_item(TableName=seeded, Key=KEY))["Item"] == new

@@ -221,3 +221,4 @@ async def test_a_failed_write_leaves_the_cache_per_contract(
             assert answer.get("Item") == (None if operation == "delete_item" else item("a", NEW))
     assert instrumented.in_flight[operation] == 0
     assert cached.cache.stats()["InFlight"] == 0
+    assert cached.cache.stats()["WritesInFlight"] == 0

@@ -15,8 +15,6 @@ from tests import servers
 from tests.support import strip_metadata, until
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
-
     from types_aiobotocore_dynamodb import DynamoDBClient
 
     from tests.servers import MakeTable
@@ -291,9 +289,7 @@ async def test_a_read_overlapping_a_write_never_stores_the_older_value(
 ) -> None:
     await raw_client.put_item(TableName=table, Item={**key("a"), "v": {"S": "old"}})
     release = instrumented.hold("get_item", when="after")
-    slow_read = asyncio.create_task(
-        cast("Coroutine[Any, Any, Any]", cached.get_item(TableName=table, Key=key("a")))
-    )
+    slow_read = asyncio.create_task(cached.get_item(TableName=table, Key=key("a")))
     await until(lambda: instrumented.answered["get_item"] == 1)  # it has read "old"
 
     await cached.put_item(TableName=table, Item={**key("a"), "v": {"S": "new"}})

@@ -9,7 +9,6 @@ import pytest
 from botocore.exceptions import ClientError
 
 import aiodax
-from aiodax._rules.partiql import written_tables
 from aiodax.testing import InstrumentedClient
 from tests.support import until
 
@@ -245,22 +244,3 @@ async def test_a_cancelled_statement_drops_its_table_and_leaves_no_guard_behind(
     assert await value_through(cached, table, "a") == "put a"
     assert instrumented.calls["get_item"] == calls
     assert await value_in_dynamodb(raw_client, table, "a") == "put a"
-
-
-@pytest.mark.parametrize(
-    ("statements", "tables"),
-    [
-        (["SELECT * FROM t", "  exists(select * from t where pk = 'a')"], frozenset()),
-        (['UPDATE "orders" SET v = 1 WHERE pk = 2'], frozenset({"orders"})),
-        (["insert into my-table.v2 value {'pk': 1}"], frozenset({"my-table.v2"})),
-        (['Delete  From\n"a" WHERE pk = 1', "SELECT * FROM b"], frozenset({"a"})),
-        (["UPDATE a SET v = 1", "DELETE FROM b WHERE pk = 1"], frozenset({"a", "b"})),
-        (["-- a comment\nUPDATE a SET v = 1"], None),
-        (["UPSERT INTO a VALUE {}"], None),
-        ([None], None),
-    ],
-)
-def test_written_tables_reads_the_statement_heads(
-    statements: list[object], tables: frozenset[str] | None
-) -> None:
-    assert written_tables(statements) == tables

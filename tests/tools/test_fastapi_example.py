@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from tests.servers import MakeTable
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fastapi_app.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fastapi_app.py"
 
 
 def _load_example() -> ModuleType:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.py"))
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.py"))
 #: What an example must print, beyond something: the point it makes.
 EXPECTED = {
     "resource_quickstart.py": "item cache hits/misses: 3 0",

@@ -13,8 +13,6 @@ from aiodax.testing import InstrumentedClient
 from tests.support import Unprocessing, until
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
-
     from types_aiobotocore_dynamodb import DynamoDBClient
 
 
@@ -54,10 +52,7 @@ async def test_with_a_zero_item_ttl_misses_in_flight_are_shared_and_nothing_is_k
         cached = cache.wrap(cast("DynamoDBClient", instrumented))
         release = instrumented.hold("get_item")
         readers = [
-            asyncio.create_task(
-                cast("Coroutine[Any, Any, Any]", cached.get_item(TableName=table, Key=key("hot")))
-            )
-            for _ in range(20)
+            asyncio.create_task(cached.get_item(TableName=table, Key=key("hot"))) for _ in range(20)
         ]
         await until(lambda: instrumented.in_flight["get_item"] == 1)
         release.set()
@@ -81,10 +76,7 @@ async def test_a_failed_flight_fails_every_waiter_and_caches_nothing(
     instrumented.fail("get_item", "ProvisionedThroughputExceededException")
 
     waiters = [
-        asyncio.create_task(
-            cast("Coroutine[Any, Any, Any]", cached.get_item(TableName=table, Key=key("hot")))
-        )
-        for _ in range(50)
+        asyncio.create_task(cached.get_item(TableName=table, Key=key("hot"))) for _ in range(50)
     ]
     await until(lambda: instrumented.in_flight["get_item"] == 1)
     release.set()
@@ -126,9 +118,7 @@ async def test_batch_serves_cached_joins_in_flight_and_loads_the_rest(
     await seed(raw_client, table, "cached", "flying", "cold")
     await cached.get_item(TableName=table, Key=key("cached"))
     release = instrumented.hold("get_item")
-    flying = asyncio.create_task(
-        cast("Coroutine[Any, Any, Any]", cached.get_item(TableName=table, Key=key("flying")))
-    )
+    flying = asyncio.create_task(cached.get_item(TableName=table, Key=key("flying")))
     await until(lambda: instrumented.in_flight["get_item"] == 1)
 
     batch = asyncio.create_task(

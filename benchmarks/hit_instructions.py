@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 
 from ._common import environment, markdown_table
@@ -43,7 +44,7 @@ async def _instructions(
 ) -> int:
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     if pythonpath is not None:
-        # The older aiodax first, then this checkout's benchmarks: without the
+        # The older aiodax first, then this checkout's benchmarks, and not the
         # current directory in front (PYTHONSAFEPATH), which holds this aiodax.
         env["PYTHONPATH"] = os.pathsep.join([pythonpath, os.getcwd()])
         env["PYTHONSAFEPATH"] = "1"
@@ -89,7 +90,7 @@ async def _per_hit(contender: str, flavour: str, pythonpath: str | None = None) 
     return counts
 
 
-async def run(before: str | None = None) -> str:
+async def run(before: str | None = None, *, label: str | None = None) -> str:
     if shutil.which("valgrind") is None:
         return "### Hit cost in instructions\n\nNot measured: valgrind is not installed."
     columns: dict[str, tuple[str | None, str]] = {
@@ -97,7 +98,7 @@ async def run(before: str | None = None) -> str:
         "async-lru": (None, "async-lru"),
     }
     if before is not None:
-        columns = {f"aiodax at {before}": (before, "aiodax"), **columns}
+        columns = {f"aiodax at {label or before}": (before, "aiodax"), **columns}
     measured: dict[str, dict[tuple[str, str], float]] = {}
     for column, (pythonpath, contender) in columns.items():
         measured[column] = {}
@@ -127,8 +128,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", help="an older aiodax checkout to measure beside this one")
     args = parser.parse_args(argv)
-    before = None if args.before is None else os.path.abspath(args.before)
-    print(asyncio.run(run(before)))
+    if args.before is None:
+        print(asyncio.run(run()))
+        return
+    # Only the older checkout's aiodax package: its benchmarks/ must not shadow these.
+    with tempfile.TemporaryDirectory() as only_aiodax:
+        os.symlink(os.path.join(os.path.abspath(args.before), "aiodax"), f"{only_aiodax}/aiodax")
+        print(asyncio.run(run(only_aiodax, label=args.before)))
 
 
 if __name__ == "__main__":

@@ -118,10 +118,6 @@ class Engine:
     ) -> Callable[..., Coroutine[Any, Any, Any]]:
         return bind_batch_get_item(self.shared, python_store_key(key_of), view, general)
 
-    async def call(self, backend: Backend, operation: str, request: Mapping[str, Any]) -> Any:
-        """An operation the cache has nothing to do with, counted like any request."""
-        return await self.shared.call(backend, operation, request)
-
     async def change_table(
         self, backend: Backend, operation: str, request: Mapping[str, Any]
     ) -> Any:

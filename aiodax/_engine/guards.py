@@ -75,13 +75,8 @@ class WriteGuards:
 
     # ------------------------------------------------------------ generations
 
-    @property
-    def generation(self) -> int:
-        """The number of drops so far: what a fill records when it goes out."""
-        return self._generation
-
     def open_fill(self) -> int:
-        """A fill's request is going out now; returns its generation."""
+        """A fill's request is going out now; returns its generation (drops so far)."""
         generation = self._generation
         self._open_fills[generation] = self._open_fills.get(generation, 0) + 1
         return generation

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 import aioboto3
 import pytest
 from boto3.dynamodb.types import Binary  # type: ignore[import-untyped]
+from botocore.exceptions import ClientError
 
 import aiodax
 from aiodax.testing import InstrumentedClient
@@ -179,7 +180,9 @@ async def test_a_resource_key_of_a_type_boto3_refuses_gets_boto3_s_error(
 # Batches
 
 
-async def _composite_table(make_table: MakeTable, raw_client: DynamoDBClient) -> str:
+@pytest.fixture
+async def composite(make_table: MakeTable, raw_client: DynamoDBClient) -> str:
+    """A table keyed by a string partition and a number sort key, holding five items."""
     table = await make_table(("pk", "S"), ("sk", "N"))
     for n in range(5):
         item = {"pk": {"S": "user#1"}, "sk": {"N": str(n)}, "v": {"S": f"item {n}"}}
@@ -194,10 +197,9 @@ def _wire_keys(count: int) -> list[dict[str, Any]]:
 async def test_a_batch_of_cached_keys_is_answered_without_dynamodb(
     cached: aiodax.CachedClient,
     instrumented: InstrumentedClient,
-    make_table: MakeTable,
-    raw_client: DynamoDBClient,
+    composite: str,
 ) -> None:
-    table = await _composite_table(make_table, raw_client)
+    table = composite
     missing = {"pk": {"S": "user#1"}, "sk": {"N": "99"}}
     for key in [*_wire_keys(5), missing]:
         await cached.get_item(TableName=table, Key=key)
@@ -216,10 +218,9 @@ async def test_a_batch_of_cached_keys_is_answered_without_dynamodb(
 async def test_a_batch_with_one_key_uncached_asks_dynamodb_for_that_key_alone(
     cached: aiodax.CachedClient,
     instrumented: InstrumentedClient,
-    make_table: MakeTable,
-    raw_client: DynamoDBClient,
+    composite: str,
 ) -> None:
-    table = await _composite_table(make_table, raw_client)
+    table = composite
     for key in _wire_keys(4):
         await cached.get_item(TableName=table, Key=key)
 
@@ -235,14 +236,13 @@ async def test_a_batch_with_one_key_uncached_asks_dynamodb_for_that_key_alone(
 async def test_a_batch_naming_a_cached_key_twice_is_judged_by_dynamodb(
     cached: aiodax.CachedClient,
     instrumented: InstrumentedClient,
-    make_table: MakeTable,
-    raw_client: DynamoDBClient,
+    composite: str,
 ) -> None:
-    table = await _composite_table(make_table, raw_client)
+    table = composite
     key = _wire_keys(1)[0]
     await cached.get_item(TableName=table, Key=key)
 
-    with pytest.raises(raw_client.exceptions.ClientError) as error:
+    with pytest.raises(ClientError) as error:
         await cached.batch_get_item(RequestItems={table: {"Keys": [key, key]}})
 
     assert error.value.response["Error"]["Code"] == "ValidationException"
@@ -250,9 +250,9 @@ async def test_a_batch_naming_a_cached_key_twice_is_judged_by_dynamodb(
 
 
 async def test_a_resource_batch_of_hits_hands_each_caller_its_own_items(
-    cache: aiodax.Cache, resource: Any, make_table: MakeTable, raw_client: DynamoDBClient
+    cache: aiodax.Cache, resource: Any, composite: str
 ) -> None:
-    table_name = await _composite_table(make_table, raw_client)
+    table_name = composite
     dynamodb = cache.wrap(resource)
     table = await dynamodb.Table(table_name)
     keys = [{"pk": "user#1", "sk": n} for n in range(5)]

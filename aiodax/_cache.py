@@ -105,14 +105,20 @@ class Cache:
         return self._engine.stats()
 
     def invalidate(self, table: str, key: Mapping[str, Any]) -> None:
-        """Forget one item (wire-format ``key``) and the query pages a write to it would."""
+        """Forget one item (wire-format ``key``) and the query pages a write to it would.
+
+        ``table`` is a name or an ARN; the item is forgotten whichever client
+        (region, account, endpoint) cached it, as a write would drop it.
+        """
+        _check_table(table)
         canonical = canonical_key(dict(key) if isinstance(key, Mapping) else key)
         if canonical is None:
             raise ValueError(f"not a DynamoDB wire-format key: {key!r}")
         self._engine.invalidator.drop_item(table, canonical)
 
     def invalidate_table(self, table: str) -> None:
-        """Forget every item and page of ``table``."""
+        """Forget every item and page of ``table`` (a name or an ARN), from every client."""
+        _check_table(table)
         self._engine.invalidator.drop_table(table)
 
     def clear(self) -> None:
@@ -138,3 +144,8 @@ class Cache:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _check_table(table: object) -> None:
+    if not isinstance(table, str) or not table:
+        raise TypeError(f"a table is named by a non-empty string, not {table!r}")

@@ -64,7 +64,7 @@ async def _instructions(
         env=env,
     )
     try:
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=300)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=1800)
     finally:
         if process.returncode is None:  # timed out or cancelled: leave nothing running
             process.kill()

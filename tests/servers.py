@@ -65,7 +65,7 @@ class MakeTable(Protocol):
 
 
 @contextlib.contextmanager
-def dynamodb_local(*, startup_timeout: float = 30.0) -> Iterator[str]:
+def dynamodb_local(*, startup_timeout: float = 120.0) -> Iterator[str]:
     """DynamoDB Local from ``$AIODAX_DYNAMODB_LOCAL_DIR`` or this checkout's ``.cache``."""
     with aiodax_servers.dynamodb_local(
         aiodax_servers.dynamodb_local_dir(REPO_ROOT), startup_timeout=startup_timeout

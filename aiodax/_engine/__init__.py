@@ -24,6 +24,7 @@ from typing import Any
 from .._backend import Backend
 from .._config import CacheConfig
 from .._rules.policy import RetryPolicy
+from .._rules.tables import table_token
 from .._rules.wire import ItemKey
 from .._tiers import InvalidationBus, SharedTier
 from .._tiers.local import DirectLoads, NoBus
@@ -91,14 +92,17 @@ class Engine:
     def bind_table_get_item(
         self,
         table: str,
+        backend: Backend,
         *,
         key_of: Callable[[dict[Any, Any]], ItemKey | None],
         view: View,
         meta: Any,
         general: Callable[[dict[str, Any]], Awaitable[Any]],
     ) -> Callable[..., Coroutine[Any, Any, Any]]:
+        """The resource's ``table.get_item``; ``backend`` is the client it reaches."""
+        token = table_token(table, self.shared.sites.site_of(backend))
         return bind_table_get_item(
-            self.shared, table, key_of=key_of, view=view, meta=meta, general=general
+            self.shared, token, key_of=key_of, view=view, meta=meta, general=general
         )
 
     def bind_client_batch_get_item(
@@ -107,16 +111,19 @@ class Engine:
         async def general(request: dict[str, Any]) -> Any:
             return await self.batch.batch_get_item(backend, request)
 
-        return bind_batch_get_item(self.shared, wire_store_key, None, general)
+        site = self.shared.sites.site_of(backend)
+        return bind_batch_get_item(self.shared, site, wire_store_key, None, general)
 
     def bind_resource_batch_get_item(
         self,
+        backend: Backend,
         *,
         key_of: Callable[[dict[Any, Any]], ItemKey | None],
         view: View,
         general: Callable[[dict[str, Any]], Awaitable[Any]],
     ) -> Callable[..., Coroutine[Any, Any, Any]]:
-        return bind_batch_get_item(self.shared, python_store_key(key_of), view, general)
+        site = self.shared.sites.site_of(backend)
+        return bind_batch_get_item(self.shared, site, python_store_key(key_of), view, general)
 
     async def change_table(
         self, backend: Backend, operation: str, request: Mapping[str, Any]
@@ -128,10 +135,10 @@ class Engine:
             self.table_changed(request.get("TableName"))
 
     def table_changed(self, table: object) -> None:
-        """``table`` was created, deleted or updated: forget its schema and entries."""
+        """``table`` (a name or an ARN) was created, deleted or updated: forget its
+        schemas and entries, on every site."""
         if isinstance(table, str):
-            self.shared.schemas.forget(table)
-            self.invalidator.drop_table(table)
+            self.invalidator.forget_table(table)
 
     async def start(self) -> None:
         """Start the tiers' background work (the bus's listener)."""

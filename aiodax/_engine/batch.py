@@ -15,6 +15,7 @@ from .._backend import Backend
 from .._flight import Flight
 from .._rules.reads import BatchPlan, ItemFlightKey, plan_batch_get
 from .._rules.responses import HIT_METADATA, MISS_METADATA
+from .._rules.tables import spelled_name
 from .._rules.wire import WireItem, thaw
 from .items import ItemReads, item_scopes
 from .loader import ItemResult, Loader
@@ -38,8 +39,10 @@ class BatchReads:
         """``BatchGetItem``, per key cached.  With ``view`` (an item view), items and
         unprocessed keys are answered in its form, as ``ItemReads.get_item``'s."""
         shared = self._shared
-        plan = plan_batch_get(request)
+        plan = plan_batch_get(request, shared.sites.site_of(backend))
         if plan is not None:
+            for table in plan.tables:
+                shared.sites.note(table)
             # One DescribeTable per table, ever: keys of other attributes are refused.
             schemas = await shared.schemas.get_all(plan.tables, backend)
             if not plan.keys_match(schemas):
@@ -56,8 +59,8 @@ class BatchReads:
         }
         if plan.wants_capacity:
             response["ConsumedCapacity"] = [
-                {"TableName": table, "CapacityUnits": consumed.get(table, 0.0)}
-                for table in plan.tables
+                {"TableName": spelled, "CapacityUnits": consumed.get(spelled, 0.0)}
+                for spelled in map(spelled_name, plan.tables)
             ]
         return response
 
@@ -103,7 +106,7 @@ class BatchReads:
     def _responses(
         self, plan: BatchPlan, results: dict[ItemFlightKey, ItemResult], view: View | None
     ) -> dict[str, list[Any]]:
-        responses: dict[str, list[Any]] = {table: [] for table in plan.tables}
+        responses: dict[str, list[Any]] = {spelled_name(table): [] for table in plan.tables}
         store = self._shared.store
         for flight_key in plan.keys:
             result = results[flight_key]
@@ -111,10 +114,11 @@ class BatchReads:
             if image is None:
                 continue
             table, key, projection = flight_key
+            items = responses[spelled_name(table)]
             if view is None:
-                responses[table].append(thaw(image))
+                items.append(thaw(image))
             else:
-                responses[table].append(item_copies(store, table, key, projection, image, view)())
+                items.append(item_copies(store, table, key, projection, image, view)())
         return responses
 
     def _unprocessed(
@@ -125,9 +129,10 @@ class BatchReads:
             if not results[flight_key].unprocessed:
                 continue
             table = flight_key[0]
-            spec = unprocessed.get(table)
+            spelled = spelled_name(table)
+            spec = unprocessed.get(spelled)
             if spec is None:
-                spec = unprocessed[table] = copy.deepcopy(plan.unprocessed_spec(table))
+                spec = unprocessed[spelled] = copy.deepcopy(plan.unprocessed_spec(table))
                 spec["Keys"] = []
             wanted = plan.wanted[flight_key]
             spec["Keys"].append(copy.deepcopy(wanted) if view is None else view(wanted)[0]())

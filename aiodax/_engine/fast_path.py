@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from .._backend import Backend
 from .._rules.responses import HIT_METADATA
+from .._rules.tables import FIRST_SITE, TableToken, table_token
 from .._rules.wire import ItemKey
 from .._store import Entry, ItemEntry
 from .shared import Shared
@@ -37,10 +38,10 @@ _INT_HIGH: Final = 10**126
 #: What a key's raw value may be to be looked up as it is (strings, numbers' text, bytes).
 _SCALARS: Final = frozenset({str, bytes})
 
-StoreKeyOf = Callable[[str, dict[Any, Any]], "tuple[Any, ...] | None"]
+StoreKeyOf = Callable[[TableToken, dict[Any, Any]], "tuple[Any, ...] | None"]
 
 
-def wire_store_key(table: str, key: dict[Any, Any]) -> tuple[Any, ...] | None:
+def wire_store_key(table: TableToken, key: dict[Any, Any]) -> tuple[Any, ...] | None:
     """The store key a wire ``Key`` of one or two attributes names if spelled canonically.
 
     Nothing is converted or checked: the store holds canonical spellings only
@@ -85,7 +86,7 @@ def python_store_key(
     finds no entry (none is stored under one) and goes the general way.
     """
 
-    def store_key_of(table: str, key: dict[Any, Any]) -> tuple[Any, ...] | None:
+    def store_key_of(table: TableToken, key: dict[Any, Any]) -> tuple[Any, ...] | None:
         if len(key) == 2:
             (name_a, value_a), (name_b, value_b) = key.items()
             kind_a, kind_b = type(value_a), type(value_b)
@@ -115,6 +116,28 @@ def python_store_key(
     return store_key_of
 
 
+def bind_item_hit(shared: Shared) -> Callable[[tuple[Any, ...]], dict[str, Any] | None]:
+    """``hit(store_key)``: the GetItem answer of a fresh whole-item entry, or ``None``."""
+    entries = shared.store.entries
+    clock = shared.clock
+    stats = shared.stats
+    metadata = HIT_METADATA
+
+    def hit(store_key: tuple[Any, ...]) -> dict[str, Any] | None:
+        entry = entries.get(store_key)
+        if entry is None or not clock() < entry.expires_at:
+            return None
+        entry.referenced = True
+        image = entry.image  # type: ignore[union-attr]
+        stats.item_hits += 1
+        if image is not None:
+            return {"Item": image.copy(), "ResponseMetadata": metadata}
+        stats.negative_hits += 1
+        return {"ResponseMetadata": metadata}
+
+    return hit
+
+
 def bind_client_get_item(
     shared: Shared,
     backend: Backend,
@@ -122,47 +145,78 @@ def bind_client_get_item(
 ) -> Callable[..., Coroutine[Any, Any, dict[str, Any]]]:
     """``get_item(**request)`` of the client flavour, for one backend.
 
-    The commonest call (``TableName`` and a one-attribute string ``Key``) is
-    answered in the first lines; other key shapes through ``wire_store_key``.
-    ``TableName`` and ``Key`` are keyword-only parameters rather than entries of
-    ``**request`` because Python binds them to locals without building a dict,
-    which is a sixth of a hit.
+    The commonest call (``TableName`` and a one-attribute string ``Key``, on the
+    first site a cache meets) is answered in the first lines, on local names only;
+    other key shapes through ``wire_store_key`` and ``hit``.  ``TableName`` and
+    ``Key`` are keyword-only parameters rather than entries of ``**request``
+    because Python binds them to locals without building a dict, which is a sixth
+    of a hit.
     """
+    site = shared.sites.site_of(backend)
+    if site != FIRST_SITE:
+        return _bind_client_get_item_on_site(shared, site, backend, general)
     entries = shared.store.entries
     clock = shared.clock
     stats = shared.stats
     metadata = HIT_METADATA
     store_key_of = wire_store_key
+    hit = bind_item_hit(shared)
+
+    async def get_item(
+        *, TableName: Any = _ABSENT, Key: Any = _ABSENT, **request: Any
+    ) -> dict[str, Any]:
+        # What is no plain request goes first: the hit's jumps stay short.
+        if request or type(Key) is not dict or type(TableName) is not str:
+            if Key is not _ABSENT:
+                request = {"Key": Key, **request}
+            if TableName is not _ABSENT:
+                request = {"TableName": TableName, **request}
+            return await general(backend, request)
+        if len(Key) == 1:
+            for name in Key:
+                value = Key[name]
+            if type(value) is dict and len(value) == 1 and "S" in value:
+                raw = value["S"]
+                if type(raw) is str:
+                    entry = entries.get((TableName, name, "S", raw))
+                    if entry is not None and clock() < entry.expires_at:
+                        entry.referenced = True
+                        image = entry.image  # type: ignore[union-attr]
+                        stats.item_hits += 1
+                        if image is not None:
+                            return {"Item": image.copy(), "ResponseMetadata": metadata}
+                        stats.negative_hits += 1
+                        return {"ResponseMetadata": metadata}
+                return await general(backend, {"TableName": TableName, "Key": Key})
+        store_key = store_key_of(TableName, Key)
+        if store_key is not None:
+            answer = hit(store_key)
+            if answer is not None:
+                return answer
+        return await general(backend, {"TableName": TableName, "Key": Key})
+
+    return get_item
+
+
+def _bind_client_get_item_on_site(
+    shared: Shared,
+    site: int,
+    backend: Backend,
+    general: Callable[[Backend, dict[str, Any]], Awaitable[dict[str, Any]]],
+) -> Callable[..., Coroutine[Any, Any, dict[str, Any]]]:
+    """``bind_client_get_item`` for a client of any site but the first: its tables'
+    tokens are ``(site, TableName)`` (``_rules.tables``)."""
+    hit = bind_item_hit(shared)
 
     async def get_item(
         *, TableName: Any = _ABSENT, Key: Any = _ABSENT, **request: Any
     ) -> dict[str, Any]:
         if not request and type(Key) is dict and type(TableName) is str:
-            store_key = None
-            if len(Key) == 1:
-                for name in Key:
-                    value = Key[name]
-                if type(value) is dict and len(value) == 1:
-                    if "S" in value:
-                        raw = value["S"]
-                        if type(raw) is str:
-                            store_key = (TableName, name, "S", raw)
-                    elif "N" in value:
-                        raw = value["N"]
-                        if type(raw) is str:
-                            store_key = (TableName, name, "N", raw)
-            if store_key is None:
-                store_key = store_key_of(TableName, Key)
+            store_key = wire_store_key((site, TableName), Key)
             if store_key is not None:
-                entry = entries.get(store_key)
-                if entry is not None and clock() < entry.expires_at:
-                    entry.referenced = True
-                    image = entry.image  # type: ignore[union-attr]
-                    stats.item_hits += 1
-                    if image is not None:
-                        return {"Item": image.copy(), "ResponseMetadata": metadata}
-                    stats.negative_hits += 1
-                    return {"ResponseMetadata": metadata}
+                answer = hit(store_key)
+                if answer is not None:
+                    return answer
         if Key is not _ABSENT:
             request = {"Key": Key, **request}
         if TableName is not _ABSENT:
@@ -174,7 +228,7 @@ def bind_client_get_item(
 
 def bind_table_get_item(
     shared: Shared,
-    table: str,
+    table: TableToken,
     *,
     key_of: Callable[[dict[Any, Any]], ItemKey | None],
     view: View,
@@ -210,46 +264,48 @@ def bind_table_get_item(
         return keep_view(store, store_key, entry, view, entry.image)
 
     async def get_item(*, Key: Any = _ABSENT, **kwargs: Any) -> Any:
-        if not kwargs and type(Key) is dict:
-            store_key: tuple[Any, ...] | None
-            if len(Key) == 1:
-                for name in Key:
-                    value = Key[name]
-                kind = type(value)
-                if kind is str and value:
-                    store_key = (table, name, "S", value)
-                elif kind is bytes:
-                    store_key = (table, name, "B", value)
-                elif kind is int:
-                    try:
-                        store_key = (table, name, "N", f"{value}")
-                    except ValueError:  # too many digits to print: boto3 refuses it too
-                        store_key = None
-                else:
-                    store_key = store_key_of(table, Key)
+        # What is no plain key goes first: the hit's jumps stay short (no EXTENDED_ARG).
+        if kwargs or type(Key) is not dict:
+            if Key is not _ABSENT:
+                kwargs = {"Key": Key, **kwargs}
+            return await general(kwargs)
+        store_key: tuple[Any, ...] | None
+        if len(Key) == 1:
+            for name in Key:
+                value = Key[name]
+            if type(value) is str and value:
+                store_key = (table, name, "S", value)
+            elif type(value) is bytes:
+                store_key = (table, name, "B", value)
+            elif type(value) is int and _INT_LOW < value < _INT_HIGH:
+                store_key = (table, name, "N", f"{value}")
             else:
                 store_key = store_key_of(table, Key)
-            if store_key is not None:
-                entry = entries.get(store_key)
-                if entry is not None and clock() < entry.expires_at:
-                    entry.referenced = True
-                    stats.item_hits += 1
-                    meta.data = None
-                    copies = entry.view
+        else:
+            store_key = store_key_of(table, Key)
+        if store_key is not None:
+            entry = entries.get(store_key)
+            if entry is not None and clock() < entry.expires_at:
+                entry.referenced = True
+                stats.item_hits += 1
+                meta.data = None
+                copies = entry.view
+                if copies is None:
+                    copies = first_hit(store_key, entry)  # type: ignore[arg-type]
                     if copies is None:
-                        copies = first_hit(store_key, entry)  # type: ignore[arg-type]
-                        if copies is None:
-                            return {"ResponseMetadata": metadata}
-                    return {"Item": copies(), "ResponseMetadata": metadata}
-        if Key is not _ABSENT:
-            kwargs = {"Key": Key, **kwargs}
-        return await general(kwargs)
+                        return {"ResponseMetadata": metadata}
+                return {"Item": copies(), "ResponseMetadata": metadata}
+        return await general({"Key": Key})
 
     return get_item
 
 
 def _fresh_entries(
-    request_items: Any, store_key_of: StoreKeyOf, entries: dict[Any, Entry], now: float
+    request_items: Any,
+    site: int,
+    store_key_of: StoreKeyOf,
+    entries: dict[Any, Entry],
+    now: float,
 ) -> dict[str, list[tuple[tuple[Any, ...], ItemEntry]]] | None:
     """Every key of ``RequestItems`` with a fresh whole-item entry, or ``None``.
 
@@ -267,9 +323,10 @@ def _fresh_entries(
         count += len(keys)
         if count > _BATCH_LIMIT:
             return None
+        token = table_token(table, site)
         hits = []
         for key in keys:
-            store_key = store_key_of(table, key) if type(key) is dict else None
+            store_key = store_key_of(token, key) if type(key) is dict else None
             if store_key is None:
                 return None
             entry = entries.get(store_key)
@@ -284,6 +341,7 @@ def _fresh_entries(
 
 def bind_batch_get_item(
     shared: Shared,
+    site: int,
     store_key_of: StoreKeyOf,
     view: View | None,
     general: Callable[[dict[str, Any]], Awaitable[Any]],
@@ -302,7 +360,7 @@ def bind_batch_get_item(
 
     async def batch_get_item(*, RequestItems: Any = _ABSENT, **request: Any) -> Any:
         if not request and type(RequestItems) is dict:
-            found = _fresh_entries(RequestItems, store_key_of, entries, clock())
+            found = _fresh_entries(RequestItems, site, store_key_of, entries, clock())
             if found is not None:
                 responses: dict[str, list[Any]] = {}
                 for table, hits in found.items():

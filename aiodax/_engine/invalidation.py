@@ -2,7 +2,9 @@
 
 Every drop goes through here: a write's keys (stored or not), a failed write's,
 ``Cache.invalidate*``, a table created, deleted or updated, and invalidations that
-arrive from other processes.  Each drop, in one step with no await:
+arrive from other processes.  A drop names a table by any of its tokens and
+reaches all of them: its name and ARN, on every site (``_rules.tables``); what it
+publishes names the table by its bare name.  Each drop, in one step with no await:
 
 1. detaches the flights loading what it drops (later callers start afresh),
 2. bumps the generations of its scopes, so fills already out store nothing
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
+from .._rules.tables import TableToken, bare_name
 from .._rules.tags import item_key, pages_dropped_by_write, table_tags
 from .._rules.wire import ItemKey
 from .._tiers import Invalidation, InvalidationBus
@@ -32,13 +35,20 @@ class Invalidator:
         self._bus = bus
 
     def drop_item(
-        self, table: str, key: ItemKey, *, discard: bool = True, publish: bool = True
+        self, table: TableToken, key: ItemKey, *, discard: bool = True, publish: bool = True
     ) -> None:
-        """Drop an item (any projection) and the pages a write to it makes stale.
+        """Drop an item (any projection) and the pages a write to it makes stale, under
+        every token of its table (``_rules.tables``).
 
-        ``discard=False`` keeps the item's entry for its writer to replace (a
-        write-through stores the new image right after).
+        ``discard=False`` keeps the item's entry under ``table`` itself for its
+        writer to replace (a write-through stores the new image right after).
         """
+        for alias in self._shared.sites.aliases(table):
+            self._drop_item(alias, key, discard or alias != table)
+        if publish:
+            self._bus.publish(Invalidation(bare_name(table), key))
+
+    def _drop_item(self, table: TableToken, key: ItemKey, discard: bool) -> None:
         shared = self._shared
         store_key = item_key(table, key)
         shared.item_flights.detach_where(lambda k, _: k[0] == table and k[1] == key)
@@ -48,11 +58,15 @@ class Invalidator:
         schema = shared.schemas.known(table)
         partition = None if schema is None else schema.partition_of(key)
         self._drop_pages(pages_dropped_by_write(table, shared.config.query_invalidation, partition))
-        if publish:
-            self._bus.publish(Invalidation(table, key))
 
-    def drop_table(self, table: str, *, publish: bool = True) -> None:
-        """Drop every item and page of ``table``."""
+    def drop_table(self, table: TableToken, *, publish: bool = True) -> None:
+        """Drop every item and page of ``table``, under every token of it."""
+        for alias in self._shared.sites.aliases(table):
+            self._drop_table(alias)
+        if publish:
+            self._bus.publish(Invalidation(bare_name(table)))
+
+    def _drop_table(self, table: TableToken) -> None:
         shared = self._shared
         shared.item_flights.detach_where(lambda k, _: k[0] == table)
         shared.page_flights.detach_where(lambda k, _: k[0] == table)
@@ -60,8 +74,12 @@ class Invalidator:
         shared.guards.dropped((items, pages))
         shared.stats.item_invalidations += shared.store.discard_tagged(items)
         shared.stats.query_invalidations += shared.store.discard_tagged(pages)
-        if publish:
-            self._bus.publish(Invalidation(table))
+
+    def forget_table(self, table: TableToken) -> None:
+        """``table`` was created, deleted or updated: forget its schemas and entries."""
+        for alias in self._shared.sites.aliases(table):
+            self._shared.schemas.forget(alias)
+        self.drop_table(table)
 
     def drop_all(self, *, publish: bool = True) -> None:
         """Drop everything."""

@@ -16,6 +16,7 @@ from .._rules.policy import expiry
 from .._rules.projection import Projection, project, top_level_names
 from .._rules.reads import GetPlan, ItemFlightKey, plan_get
 from .._rules.responses import HIT_METADATA, add_answer_metadata, zero_capacity
+from .._rules.tables import TableToken, spelled_name
 from .._rules.tags import item_key, item_tags
 from .._rules.wire import Image, ItemKey, freeze, thaw
 from .._store import ItemEntry, entry_size
@@ -33,7 +34,9 @@ class ItemReads:
         self._shared = shared
         self._loader = loader
 
-    def lookup(self, table: str, key: ItemKey, projection: Projection | None) -> ItemResult | None:
+    def lookup(
+        self, table: TableToken, key: ItemKey, projection: Projection | None
+    ) -> ItemResult | None:
         """The fresh cached image of ``key`` under ``projection``, or ``None``: not cached."""
         entry = self._shared.store.get(item_key(table, key))
         if not isinstance(entry, ItemEntry):
@@ -73,7 +76,7 @@ class ItemReads:
             )
             response = {"Item": copies(), "ResponseMetadata": HIT_METADATA}
         if plan.wants_capacity:
-            response["ConsumedCapacity"] = zero_capacity(plan.table)
+            response["ConsumedCapacity"] = zero_capacity(spelled_name(plan.table))
         return response
 
     async def get_item(
@@ -82,13 +85,14 @@ class ItemReads:
         """``GetItem``, cached.  With ``view`` (an item view) the item is answered in
         that view's form, kept with the entry."""
         shared = self._shared
-        plan = plan_get(request)
+        plan = plan_get(request, shared.sites.site_of(backend))
         if plan is None:
             return get_response_in_view(await shared.call(backend, "get_item", request), view)
         hit = self.hit(plan, view)
         if hit is not None:
             return hit
         shared.check_open()
+        shared.sites.note(plan.table)
         shared.stats.item_misses += 1
         flight_key = plan.flight_key
         flight = shared.item_flights.get(flight_key)
@@ -120,7 +124,7 @@ class ItemReads:
         else:
             copies = item_copies(shared.store, plan.table, plan.key, plan.projection, image, view)
             response = {"Item": copies()}
-        add_answer_metadata(response, answer, request, plan.table, leader)
+        add_answer_metadata(response, answer, request, spelled_name(plan.table), leader)
         return response
 
     def keep(self, flight_key: ItemFlightKey, result: ItemResult) -> None:
@@ -130,7 +134,7 @@ class ItemReads:
             self.store_image(table, key, projection, result.image)
 
     def store_image(
-        self, table: str, key: ItemKey, projection: Projection | None, image: Image
+        self, table: TableToken, key: ItemKey, projection: Projection | None, image: Image
     ) -> None:
         """Cache ``image`` (``None``: missing) as ``key``'s item or its ``projection``."""
         shared = self._shared

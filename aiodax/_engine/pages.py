@@ -22,6 +22,7 @@ from .._rules.responses import (
     zero_capacity,
 )
 from .._rules.schema import query_partition
+from .._rules.tables import spelled_name
 from .._rules.tags import StoreKey, Tags, page_tags, table_of
 from .._store import PageEntry, entry_size
 from .loader import Loader
@@ -47,7 +48,7 @@ class PageReads:
         in that view's form, kept beside the cached page, so a hit converts nothing.
         """
         shared = self._shared
-        plan = plan_page(operation, request)
+        plan = plan_page(operation, request, shared.sites.site_of(backend))
         if plan is None or shared.ttls(plan.table).query <= 0:
             return response_in_view(await shared.call(backend, operation, request), view)
         shared.check_open()
@@ -66,12 +67,13 @@ class PageReads:
                 )()
             response["ResponseMetadata"] = HIT_METADATA
             if plan.wants_capacity:
-                response["ConsumedCapacity"] = zero_capacity(plan.table)
+                response["ConsumedCapacity"] = zero_capacity(spelled_name(plan.table))
             return response
         if plan.is_query:
             stats.query_misses += 1
         else:
             stats.scan_misses += 1
+        shared.sites.note(plan.table)
         tags = await self._tags(backend, plan)
         flight = shared.page_flights.get(plan.store_key)
         leader = flight is None
@@ -84,7 +86,7 @@ class PageReads:
             response = thaw_page(page)
         else:
             response = page_copies(shared.store, plan.store_key, page, view)()
-        add_answer_metadata(response, answer, request, plan.table, leader)
+        add_answer_metadata(response, answer, request, spelled_name(plan.table), leader)
         return response
 
     async def _tags(self, backend: Backend, plan: PagePlan) -> Tags:

@@ -15,12 +15,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .._backend import Backend
 from .._flight import Flights
 from .._rules.schema import KeySchema
+from .._rules.tables import TableToken, spelled_name
 
 Call = Callable[[Backend, str, Mapping[str, Any]], Awaitable[Any]]
 
 
 class Schemas:
-    """Key schemas by table name: one ``DescribeTable`` per table, coalesced.
+    """Key schemas by table token: one ``DescribeTable`` per table, coalesced.
 
     A failure is not remembered (the next write asks again), and neither is a
     schema described while the table was changed (``forget``).
@@ -31,15 +32,15 @@ class Schemas:
     def __init__(self, call: Call) -> None:
         #: how to reach DynamoDB (``Shared.call``, which counts requests)
         self._call = call
-        self._known: dict[str, KeySchema] = {}
-        self._flights: Flights[str, KeySchema] = Flights()
+        self._known: dict[TableToken, KeySchema] = {}
+        self._flights: Flights[TableToken, KeySchema] = Flights()
         #: table → how often it was forgotten: a describe racing a change is not kept
-        self._forgotten: dict[str, int] = {}
+        self._forgotten: dict[TableToken, int] = {}
 
-    def known(self, table: str) -> KeySchema | None:
+    def known(self, table: TableToken) -> KeySchema | None:
         return self._known.get(table)
 
-    async def get(self, table: str, backend: Backend) -> KeySchema | None:
+    async def get(self, table: TableToken, backend: Backend) -> KeySchema | None:
         """The table's schema, or ``None`` when DynamoDB would not describe it."""
         found = self._known.get(table)
         if found is not None:
@@ -48,8 +49,9 @@ class Schemas:
         if flight is None:
             forgotten = self._forgotten.get(table, 0)
 
-            async def describe() -> dict[str, KeySchema]:
-                response = await self._call(backend, "describe_table", {"TableName": table})
+            async def describe() -> dict[TableToken, KeySchema]:
+                request = {"TableName": spelled_name(table)}
+                response = await self._call(backend, "describe_table", request)
                 schema = KeySchema.from_description(response["Table"])
                 if self._forgotten.get(table, 0) == forgotten:
                     self._known[table] = schema
@@ -61,10 +63,12 @@ class Schemas:
         except (ClientError, BotoCoreError, KeyError, StopIteration):
             return None
 
-    async def get_all(self, tables: Iterable[str], backend: Backend) -> dict[str, KeySchema | None]:
+    async def get_all(
+        self, tables: Iterable[TableToken], backend: Backend
+    ) -> dict[TableToken, KeySchema | None]:
         return {table: await self.get(table, backend) for table in tables}
 
-    def forget(self, table: str) -> None:
+    def forget(self, table: TableToken) -> None:
         self._known.pop(table, None)
         self._forgotten[table] = self._forgotten.get(table, 0) + 1
         self._flights.detach(table)

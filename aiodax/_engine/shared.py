@@ -17,11 +17,13 @@ from .._errors import CacheClosedError
 from .._flight import Flight, Flights
 from .._rules.policy import RetryPolicy
 from .._rules.reads import ItemFlightKey
+from .._rules.tables import TableToken, bare_name
 from .._rules.tags import StoreKey
 from .._stats import Stats
 from .._store import Store
 from .guards import WriteGuards
 from .schemas import Schemas
+from .sites import Sites
 
 K = TypeVar("K", bound=Any)
 V = TypeVar("V")
@@ -40,6 +42,7 @@ class Shared:
         "page_flights",
         "retry",
         "schemas",
+        "sites",
         "stats",
         "store",
     )
@@ -50,17 +53,19 @@ class Shared:
         self.retry = retry
         self.store = Store(config.max_bytes)
         self.stats = Stats()
+        self.sites = Sites()
         self.schemas = Schemas(self.call)
         self.guards = WriteGuards()
         self.item_flights: Flights[ItemFlightKey, Any] = Flights()
         self.page_flights: Flights[StoreKey, Any] = Flights()
-        self._ttls: dict[str, TTLs] = {}
+        self._ttls: dict[TableToken, TTLs] = {}
         self.closed = False
 
-    def ttls(self, table: str) -> TTLs:
+    def ttls(self, table: TableToken) -> TTLs:
         found = self._ttls.get(table)
         if found is None:
-            found = self._ttls[table] = self.config.ttls_for(table)
+            # Table overrides name tables: an ARN's and every site's tokens share them.
+            found = self._ttls[table] = self.config.ttls_for(bare_name(table))
         return found
 
     async def call(self, backend: Backend, operation: str, request: Mapping[str, Any]) -> Any:

@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 
 from .._rules.projection import Projection
 from .._rules.responses import thaw_page
+from .._rules.tables import TableToken
 from .._rules.tags import StoreKey, item_key
 from .._rules.wire import ItemKey, WireItem
 from .._store import Entry, ItemEntry, PageEntry, Store
@@ -36,7 +37,7 @@ def keep_view(
 
 def item_copies(
     store: Store,
-    table: str,
+    table: TableToken,
     key: ItemKey,
     projection: Projection | None,
     image: WireItem,

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._backend import Backend, write_surely_not_applied
+from .._rules.tables import table_token
 from .._rules.writes import INVALIDATE, ItemRef, Outcome, WritePlan, plan_write, tables_named
 from .guards import WriteTicket
 from .invalidation import Invalidator
@@ -45,7 +46,13 @@ class WriteThrough:
         tables = tables_named(operation, request)
         if tables is None:
             return await shared.call(backend, operation, request)
-        plan = plan_write(operation, request, await shared.schemas.get_all(tables, backend))
+        site = shared.sites.site_of(backend)
+        for table in tables:
+            shared.sites.note(table_token(table, site))
+        schemas = {
+            table: await shared.schemas.get(table_token(table, site), backend) for table in tables
+        }
+        plan = plan_write(operation, request, schemas)
         if plan is None:
             return await shared.call(backend, operation, request)
         shared.check_open()
@@ -55,23 +62,29 @@ class WriteThrough:
         except BaseException as error:
             shared.guards.finish(ticket)
             if not write_surely_not_applied(error):
-                self._apply(plan, ticket, {}, frozenset())
+                self._apply(plan, ticket, site, {}, frozenset())
             raise
         overlapped = shared.guards.finish(ticket)
         shared.stats.write_throughs += 1
-        self._apply(plan, ticket, plan.outcomes(answer), overlapped)
+        self._apply(plan, ticket, site, plan.outcomes(answer), overlapped)
         return plan.answer_for_caller(answer)
 
     def _apply(
         self,
         plan: WritePlan,
         ticket: WriteTicket,
+        site: int,
         outcomes: dict[ItemRef, Outcome],
         overlapped: frozenset[ItemRef],
     ) -> None:
-        """Store or drop each key of a finished write; drop its unkeyed tables."""
+        """Store or drop each key of a finished write; drop its unkeyed tables.
+
+        The plan names tables as the request spelled them; on ``site`` they are
+        tokens (``_rules.tables``), and a drop reaches every token of the table.
+        """
         for ref in ticket.keys:
-            table, key = ref
+            spelled, key = ref
+            table = table_token(spelled, site)
             outcome = outcomes.get(ref, INVALIDATE)
             stores = outcome is not INVALIDATE and ref not in overlapped
             self._invalidator.drop_item(table, key, discard=not stores)
@@ -79,5 +92,5 @@ class WriteThrough:
                 self._items.store_image(table, key, None, outcome)  # type: ignore[arg-type]
         if plan.everything:
             self._invalidator.drop_all()
-        for table in ticket.unkeyed_tables:
-            self._invalidator.drop_table(table)
+        for spelled in ticket.unkeyed_tables:
+            self._invalidator.drop_table(table_token(spelled, site))

@@ -67,7 +67,7 @@ class CachedResource:
         for operation in _PAGE_VIEWS:
             self._views[operation] = self._convert.response_view(operation)
         self.batch_get_item = engine.bind_resource_batch_get_item(
-            key_of=python_key, view=python_view, general=self._batch_get_item
+            self._backend, key_of=python_key, view=python_view, general=self._batch_get_item
         )
 
     @property
@@ -161,7 +161,12 @@ class CachedTable:
     def _bind_get_item(self) -> Callable[..., Coroutine[Any, Any, Any]]:
         """The engine's hit path for this table, serving Python views of its items."""
         return self._engine.bind_table_get_item(
-            self._name, key_of=python_key, view=python_view, meta=self._meta, general=self._get_item
+            self._name,
+            self._resource._backend,
+            key_of=python_key,
+            view=python_view,
+            meta=self._meta,
+            general=self._get_item,
         )
 
     async def _call(self, operation: str, kwargs: dict[str, Any]) -> Any:

@@ -16,11 +16,12 @@ from typing import Any, Final, TypeAlias
 from .projection import Projection, fingerprint, projection_of, top_level_name
 from .responses import wants_capacity
 from .schema import KeySchema
+from .tables import FIRST_SITE, TableToken, spelled_name, table_token
 from .tags import StoreKey, page_key
 from .wire import ItemKey, WireItem, canonical_key
 
 #: (table, canonical key, projection): what one item flight loads.
-ItemFlightKey: TypeAlias = tuple[str, ItemKey, Projection | None]
+ItemFlightKey: TypeAlias = tuple[TableToken, ItemKey, Projection | None]
 
 GET_ITEM_PARAMS: Final = frozenset(
     {
@@ -76,7 +77,7 @@ def _without_consistent_read(request: Mapping[str, Any]) -> dict[str, Any]:
 class GetPlan:
     """A cacheable ``GetItem``: the item and projection it reads, what a miss sends."""
 
-    table: str
+    table: TableToken
     key: ItemKey
     projection: Projection | None
     send: dict[str, Any]
@@ -87,9 +88,10 @@ class GetPlan:
         return (self.table, self.key, self.projection)
 
 
-def plan_get(request: Mapping[str, Any]) -> GetPlan | None:
-    table = request.get("TableName")
-    if type(table) is not str or not table:
+def plan_get(request: Mapping[str, Any], site: int = FIRST_SITE) -> GetPlan | None:
+    """A GetItem's plan on ``site`` (``_rules.tables``), or ``None``: uncached."""
+    spelled = request.get("TableName")
+    if type(spelled) is not str or not spelled:
         return None
     if request.get("ConsistentRead") or not GET_ITEM_PARAMS.issuperset(request):
         return None
@@ -98,7 +100,11 @@ def plan_get(request: Mapping[str, Any]) -> GetPlan | None:
     if key is None or projection is False:
         return None
     return GetPlan(
-        table, key, projection, _without_consistent_read(request), wants_capacity(request)
+        table_token(spelled, site),
+        key,
+        projection,
+        _without_consistent_read(request),
+        wants_capacity(request),
     )
 
 
@@ -107,7 +113,7 @@ class PagePlan:
     """A cacheable Query or Scan page: its store key and what a miss sends."""
 
     operation: str
-    table: str
+    table: TableToken
     store_key: StoreKey
     send: dict[str, Any]
     wants_capacity: bool
@@ -120,11 +126,14 @@ class PagePlan:
         return self.operation == "query"
 
 
-def plan_page(operation: str, request: Mapping[str, Any]) -> PagePlan | None:
-    """A Query (``operation="query"``) or Scan page's plan, or ``None``: uncached."""
-    table = request.get("TableName")
-    if type(table) is not str or not table:
+def plan_page(
+    operation: str, request: Mapping[str, Any], site: int = FIRST_SITE
+) -> PagePlan | None:
+    """A Query (``operation="query"``) or Scan page's plan on ``site``, or ``None``: uncached."""
+    spelled = request.get("TableName")
+    if type(spelled) is not str or not spelled:
         return None
+    table = table_token(spelled, site)
     if request.get("ConsistentRead") or not _PARAMS[operation].issuperset(request):
         return None
     try:
@@ -155,23 +164,26 @@ class BatchPlan:
         "key_names",
         "keys",
         "projections",
+        "site",
         "tables",
         "wanted",
         "wants_capacity",
     )
 
-    def __init__(self, wants_capacity: bool) -> None:
+    def __init__(self, wants_capacity: bool, site: int = FIRST_SITE) -> None:
         self.wants_capacity = wants_capacity
+        self.site = site
         self.keys: list[ItemFlightKey] = []
         #: each wanted key as the caller wrote it: sent back to DynamoDB unchanged
         self.wanted: dict[ItemFlightKey, Any] = {}
-        self.tables: dict[str, dict[str, Any]] = {}
-        self.projections: dict[str, Projection | None] = {}
-        self.key_names: dict[str, tuple[str, ...]] = {}
+        #: by table token (``_rules.tables``), each table's parameters as the caller wrote them
+        self.tables: dict[TableToken, dict[str, Any]] = {}
+        self.projections: dict[TableToken, Projection | None] = {}
+        self.key_names: dict[TableToken, tuple[str, ...]] = {}
         #: Key attributes aiodax added to a table's projection to match items to keys.
-        self.added_names: dict[str, tuple[str, ...]] = {}
+        self.added_names: dict[TableToken, tuple[str, ...]] = {}
 
-    def keys_match(self, schemas: Mapping[str, KeySchema | None]) -> bool:
+    def keys_match(self, schemas: Mapping[TableToken, KeySchema | None]) -> bool:
         """No table whose schema is known is asked for keys of other attributes.
 
         DynamoDB refuses such keys; a laxer server may answer with the item of
@@ -188,13 +200,14 @@ class BatchPlan:
         items: dict[str, Any] = {}
         for flight_key in keys:
             table = flight_key[0]
-            spec = items.get(table)
+            spelled = spelled_name(table)
+            spec = items.get(spelled)
             if spec is None:
-                spec = items[table] = self._table_spec(table)
+                spec = items[spelled] = self._table_spec(table)
             spec["Keys"].append(self.wanted[flight_key])
         return items
 
-    def _table_spec(self, table: str) -> dict[str, Any]:
+    def _table_spec(self, table: TableToken) -> dict[str, Any]:
         spec = {k: v for k, v in self.tables[table].items() if k not in ("Keys", "ConsistentRead")}
         spec["Keys"] = []
         added = self.added_names[table]
@@ -217,18 +230,21 @@ class BatchPlan:
                 spec["ExpressionAttributeNames"] = names
         return spec
 
-    def identify(self, table: str, item: WireItem) -> tuple[ItemFlightKey, WireItem]:
-        """The flight key an answered item belongs to, and the item as the caller asked."""
+    def identify(self, spelled: str, item: WireItem) -> tuple[ItemFlightKey, WireItem]:
+        """The flight key an item answered for table ``spelled`` belongs to, and the item
+        as the caller asked."""
+        table = table_token(spelled, self.site)
         key = canonical_key({name: item.get(name) for name in self.key_names[table]})
         added = self.added_names[table]
         visible = {k: v for k, v in item.items() if k not in added} if added else item
         return (table, key, self.projections[table]), visible  # type: ignore[return-value]
 
-    def unprocessed_key(self, table: str, wire_key: Any) -> ItemFlightKey | None:
+    def unprocessed_key(self, spelled: str, wire_key: Any) -> ItemFlightKey | None:
+        table = table_token(spelled, self.site)
         key = canonical_key(wire_key)
         return None if key is None else (table, key, self.projections[table])
 
-    def unprocessed_spec(self, table: str) -> dict[str, Any]:
+    def unprocessed_spec(self, table: TableToken) -> dict[str, Any]:
         """The caller's own parameters for ``table``, without keys: ``UnprocessedKeys``' form."""
         return {k: v for k, v in self.tables[table].items() if k != "Keys"}
 
@@ -250,14 +266,14 @@ def _head(path: str) -> str:
     return "".join(head)
 
 
-def plan_batch_get(request: Mapping[str, Any]) -> BatchPlan | None:
-    """The request as flight keys, or ``None`` to let DynamoDB judge it uncached."""
+def plan_batch_get(request: Mapping[str, Any], site: int = FIRST_SITE) -> BatchPlan | None:
+    """The request as flight keys on ``site``, or ``None`` to let DynamoDB judge it uncached."""
     request_items = request.get("RequestItems")
     if not isinstance(request_items, dict) or not request_items:
         return None
     if not {"RequestItems", "ReturnConsumedCapacity"}.issuperset(request):
         return None
-    plan = BatchPlan(wants_capacity(request))
+    plan = BatchPlan(wants_capacity(request), site)
     for table, spec in request_items.items():
         if not _plan_batch_table(plan, table, spec):
             return None
@@ -266,9 +282,10 @@ def plan_batch_get(request: Mapping[str, Any]) -> BatchPlan | None:
     return plan
 
 
-def _plan_batch_table(plan: BatchPlan, table: object, spec: object) -> bool:
-    if type(table) is not str or not table or not isinstance(spec, dict):
+def _plan_batch_table(plan: BatchPlan, spelled: object, spec: object) -> bool:
+    if type(spelled) is not str or not spelled or not isinstance(spec, dict):
         return False
+    table = table_token(spelled, plan.site)
     if not _BATCH_TABLE_PARAMS.issuperset(spec) or spec.get("ConsistentRead"):
         return False
     keys = spec.get("Keys")

@@ -5,7 +5,8 @@ A write must find exactly the Query and Scan pages it can make stale, so the tag
 page is filed under (``page_tags``) and the tags a write drops
 (``pages_dropped_by_write``) are defined here, side by side, and nowhere else.
 
-- An item is stored under ``(table, *canonical key)`` and tagged with its table.
+- An item is stored under ``(table, *canonical key)`` and tagged with its table
+  (``table`` is the table's token: ``_rules.tables``).
 - A page is stored under ``(table, "pages", operation, fingerprint)`` and tagged
   ``(table, "pages")``, plus, with ``query_invalidation="partition"``, either the
   partition its base-table Query pins, ``(table, "partition", key part)``, or
@@ -21,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Final, Literal, TypeAlias
 
+from .tables import TableToken
 from .wire import ItemKey, KeyPart
 
 StoreKey: TypeAlias = tuple[Hashable, ...]
@@ -32,23 +34,23 @@ _PARTITION: Final = "partition"
 _TABLE_WIDE: Final = "table-wide"
 
 
-def item_key(table: str, key: ItemKey) -> StoreKey:
+def item_key(table: TableToken, key: ItemKey) -> StoreKey:
     return (table, *key)
 
 
-def item_tags(table: str) -> Tags:
+def item_tags(table: TableToken) -> Tags:
     return (table,)
 
 
-def page_key(table: str, operation: str, fingerprint: Hashable) -> StoreKey:
+def page_key(table: TableToken, operation: str, fingerprint: Hashable) -> StoreKey:
     return (table, _PAGES, operation, fingerprint)
 
 
-def table_of(store_key: StoreKey) -> str:
+def table_of(store_key: StoreKey) -> TableToken:
     return store_key[0]  # type: ignore[return-value]
 
 
-def page_tags(table: str, mode: QueryInvalidation, partition: KeyPart | None) -> Tags:
+def page_tags(table: TableToken, mode: QueryInvalidation, partition: KeyPart | None) -> Tags:
     """The tags of a page; ``partition`` is what its base-table Query pins, if anything."""
     if mode != "partition":
         return ((table, _PAGES),)
@@ -57,7 +59,9 @@ def page_tags(table: str, mode: QueryInvalidation, partition: KeyPart | None) ->
     return ((table, _PAGES), (table, _TABLE_WIDE))
 
 
-def pages_dropped_by_write(table: str, mode: QueryInvalidation, partition: KeyPart | None) -> Tags:
+def pages_dropped_by_write(
+    table: TableToken, mode: QueryInvalidation, partition: KeyPart | None
+) -> Tags:
     """The page tags a write to an item of ``partition`` (``None``: unknown) drops."""
     if mode == "none":
         return ()
@@ -66,6 +70,6 @@ def pages_dropped_by_write(table: str, mode: QueryInvalidation, partition: KeyPa
     return ((table, _PARTITION, partition), (table, _TABLE_WIDE))
 
 
-def table_tags(table: str) -> Tags:
+def table_tags(table: TableToken) -> Tags:
     """The tags under which every entry of ``table`` is filed: its items, its pages."""
     return (table, (table, _PAGES))

@@ -209,7 +209,7 @@ def dynamodb_local_dir(root: Path | None = None) -> Path:
 
 @contextlib.contextmanager
 def dynamodb_local(
-    emulator_dir: Path | None = None, *, startup_timeout: float = 30.0
+    emulator_dir: Path | None = None, *, startup_timeout: float = 120.0
 ) -> Iterator[str]:
     """Run DynamoDB Local (in memory) on a free port; yield its loopback URL.
 

@@ -51,7 +51,7 @@ class Shared:
         self.store = Store(config.max_bytes)
         self.stats = Stats()
         self.schemas = Schemas(self.call)
-        self.guards = WriteGuards()
+        self.guards = WriteGuards(self.clock)
         self.item_flights: Flights[ItemFlightKey, Any] = Flights()
         self.page_flights: Flights[StoreKey, Any] = Flights()
         self._ttls: dict[str, TTLs] = {}

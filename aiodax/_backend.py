@@ -9,8 +9,10 @@ its tables, a resource's own client) is told apart here too, and only here.
 from __future__ import annotations
 
 import copy
+import math
 from typing import TYPE_CHECKING, Any, Final
 
+from botocore.endpoint import DEFAULT_TIMEOUT
 from botocore.exceptions import ClientError, ParamValidationError
 
 if TYPE_CHECKING:
@@ -56,9 +58,44 @@ def write_surely_not_applied(error: BaseException) -> bool:
         return True  # botocore refused the request before sending it
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return 400 <= status < 500 and code not in _SUSPECT_CODES
+        return _answered_4xx(error) and code not in _SUSPECT_CODES
     return False
+
+
+def write_may_still_apply(error: BaseException) -> bool:
+    """True when DynamoDB may apply a failed write after its caller heard of the failure.
+
+    Only DynamoDB's own 4xx answer (or botocore refusing to send) settles a write:
+    after a timeout, a lost connection, a cancellation while the request was out
+    or a 5xx, an attempt DynamoDB received may still be applied later.
+    """
+    if isinstance(error, ParamValidationError):
+        return False
+    return not (isinstance(error, ClientError) and _answered_4xx(error))
+
+
+def _answered_4xx(error: ClientError) -> bool:
+    return 400 <= error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) < 500
+
+
+def ambiguous_write_window(client: Backend) -> float:
+    """Seconds after a failure during which a write that may still apply may land.
+
+    One attempt's time by the client's own timeouts, ``connect_timeout +
+    read_timeout``: see docs/semantics.md ("A write that may still land").  A
+    timeout the client leaves unset (``None``: wait forever), or a backend without
+    botocore's ``meta.config``, counts as botocore's default.
+    """
+    config = getattr(getattr(client, "meta", None), "config", None)
+    return sum(
+        _timeout(getattr(config, name, None)) for name in ("connect_timeout", "read_timeout")
+    )
+
+
+def _timeout(value: object) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf:
+        return float(value)
+    return float(DEFAULT_TIMEOUT)
 
 
 def speaks_python(client: Backend) -> bool:

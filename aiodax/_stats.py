@@ -10,6 +10,7 @@ class Stats:
     """Plain integer attributes: incrementing one is the cheapest thing a hit can do."""
 
     __slots__ = (
+        "ambiguous_writes",
         "backend_requests",
         "coalesced",
         "item_hits",
@@ -34,6 +35,7 @@ class Stats:
         self.scan_misses = 0
         self.coalesced = 0
         self.write_throughs = 0
+        self.ambiguous_writes = 0
         self.item_invalidations = 0
         self.query_invalidations = 0
         self.backend_requests: Counter[str] = Counter()
@@ -60,6 +62,7 @@ class Stats:
             "BackendRequests": dict(self.backend_requests),
             "BackendRequestCount": sum(self.backend_requests.values()),
             "WriteThroughs": self.write_throughs,
+            "AmbiguousWrites": self.ambiguous_writes,
             "ItemInvalidations": self.item_invalidations,
             "QueryInvalidations": self.query_invalidations,
             "EvictedCount": evicted_count,

@@ -16,15 +16,29 @@ refuse both:
   key (an unkeyed table, PartiQL, ``everything``) overlaps every write to its
   table, or to any table, in the same way.
 
+A third race needs time: **a write that may still land.**  After a timeout or a
+cancellation DynamoDB may apply the write later, so a drop right away is not
+enough: a read between the drop and the landing would cache the value from before
+it.  Such a drop also *holds* its scopes until a deadline (``dropped(...,
+held_until=...)``): while held, no fill stores under them and a write-through of
+a held item overlaps the write that may still land (it invalidates instead of
+storing).  A hold ends by itself at its deadline, and its end counts as a drop of
+its scopes, so a fill that went out while they were held stores nothing either.
+``Deadlines`` is the rule "scope → under a rule until", reusable for others.
+
 Nothing here awaits; the engine calls these between its awaits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+import heapq
+import math
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from .._rules.tables import FIRST_SITE, bare_name, table_token
+from .._rules.tags import item_key, item_tags
 from .._rules.writes import ItemRef, WritePlan
 
 #: The scope every drop of everything bumps, and every fill depends on.
@@ -32,6 +46,86 @@ EVERYTHING: Final = ("everything",)
 #: How many drops are remembered before those no open fill can need are pruned;
 #: past it even after pruning, fills older than now are refused instead.
 _PRUNE_AT: Final = 4096
+#: How many scopes may be held at once; past it everything is held instead.
+HOLD_LIMIT: Final = 4096
+
+
+class Deadlines:
+    """Scopes under a rule until a deadline each, by an injected clock; bounded.
+
+    ``extend`` puts scopes under the rule, ``covers`` tells whether a scope (or
+    ``EVERYTHING``) is under it now, ``expire`` takes out and returns those whose
+    deadline has come.  Past ``limit`` scopes, the rule covers ``EVERYTHING``
+    until the latest deadline instead: coarser, never shorter.
+    """
+
+    __slots__ = ("_clock", "_limit", "_pushed", "_queue", "_until")
+
+    def __init__(self, clock: Callable[[], float], limit: int = HOLD_LIMIT) -> None:
+        self._clock = clock
+        self._limit = limit
+        #: scope → its deadline
+        self._until: dict[Hashable, float] = {}
+        #: (deadline, order pushed, scope), a heap; an entry whose scope has a later
+        #: deadline since is stale, skipped when popped
+        self._queue: list[tuple[float, int, Hashable]] = []
+        self._pushed = 0
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    @property
+    def remembered(self) -> int:
+        """Entries kept for the deadlines, stale ones included (bounded)."""
+        return len(self._queue)
+
+    def extend(self, scopes: Iterable[Hashable], until: float) -> None:
+        """Put ``scopes`` under the rule until ``until`` at least."""
+        deadlines = self._until
+        if not deadlines:
+            self._queue.clear()
+        for scope in scopes:
+            if deadlines.get(scope, -math.inf) < until:
+                deadlines[scope] = until
+                self._push(until, scope)
+        if len(deadlines) > self._limit:
+            latest = max(deadlines.values())
+            deadlines.clear()
+            deadlines[EVERYTHING] = latest
+            self._queue.clear()
+            self._push(latest, EVERYTHING)
+        elif len(self._queue) > 2 * self._limit:
+            # Scopes held again and again leave stale entries behind: rebuild.
+            self._queue.clear()
+            for scope, scope_until in deadlines.items():
+                self._push(scope_until, scope)
+
+    def _push(self, until: float, scope: Hashable) -> None:
+        # The order pushed breaks ties, so that scopes themselves are never compared.
+        heapq.heappush(self._queue, (until, self._pushed, scope))
+        self._pushed += 1
+
+    def covers(self, scopes: Iterable[Hashable]) -> bool:
+        """Whether any of ``scopes``, or ``EVERYTHING``, is under the rule now."""
+        deadlines = self._until
+        if not deadlines:
+            return False
+        now = self._clock()
+        if deadlines.get(EVERYTHING, -math.inf) > now:
+            return True
+        return any(deadlines.get(scope, -math.inf) > now for scope in scopes)
+
+    def expire(self) -> list[Hashable]:
+        """Take out the scopes whose deadline has come; returns them."""
+        now = self._clock()
+        deadlines, queue = self._until, self._queue
+        ended = []
+        while queue and queue[0][0] <= now:
+            until, _, scope = heapq.heappop(queue)
+            if deadlines.get(scope) == until:
+                del deadlines[scope]
+                ended.append(scope)
+        return ended
 
 
 @dataclass(slots=True)
@@ -42,7 +136,7 @@ class _KeyWrites:
 
 @dataclass(frozen=True, slots=True)
 class WriteTicket:
-    """One write in progress: the keys it names, the tables it writes unkeyed."""
+    """One write in progress: the keys it names, the tables it writes unkeyed (bare names)."""
 
     keys: tuple[ItemRef, ...]
     unkeyed_tables: frozenset[str]
@@ -55,13 +149,16 @@ class WriteGuards:
     __slots__ = (
         "_dropped_at",
         "_generation",
+        "_holds",
         "_open_fills",
         "_refused_before",
         "_unkeyed",
         "_writing",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float]) -> None:
+        #: scopes held after a write that may still land
+        self._holds = Deadlines(clock)
         self._writing: dict[ItemRef, _KeyWrites] = {}
         #: table (``None``: any table) → writes in flight that name no key in it
         self._unkeyed: dict[str | None, int] = {}
@@ -77,6 +174,8 @@ class WriteGuards:
 
     def open_fill(self) -> int:
         """A fill's request is going out now; returns its generation (drops so far)."""
+        if self._holds:
+            self._end_holds()
         generation = self._generation
         self._open_fills[generation] = self._open_fills.get(generation, 0) + 1
         return generation
@@ -104,6 +203,13 @@ class WriteGuards:
             self._refused_before = self._generation
             self._dropped_at.clear()
 
+    def _end_holds(self) -> None:
+        ended = self._holds.expire()
+        if ended:
+            # A fill that went out while these were held may carry a value from
+            # before a write that landed since: the end of a hold drops them.
+            self.dropped(ended)
+
     @property
     def remembered_drops(self) -> int:
         """Scopes whose last drop is remembered for fills still out (bounded)."""
@@ -113,8 +219,15 @@ class WriteGuards:
     def open_fills(self) -> int:
         return sum(self._open_fills.values())
 
-    def dropped(self, scopes: Iterable[Hashable]) -> None:
-        """Entries filed under ``scopes`` were dropped: fills out since may not store."""
+    def dropped(self, scopes: Iterable[Hashable], *, held_until: float | None = None) -> None:
+        """Entries filed under ``scopes`` were dropped: fills out since may not store.
+
+        With ``held_until``, ``scopes`` are held until then: nothing is stored under
+        them before, nor by a fill that went out before (see the module docstring).
+        """
+        if held_until is not None:
+            scopes = tuple(scopes)
+            self._holds.extend(scopes, held_until)
         self._generation += 1
         if self._open_fills:
             generation = self._generation
@@ -125,6 +238,11 @@ class WriteGuards:
 
     def may_store(self, generation: int, scopes: Iterable[Hashable]) -> bool:
         """Whether a fill that went out at ``generation``, filed under ``scopes``, may store."""
+        if self._holds:
+            scopes = tuple(scopes)
+            self._end_holds()
+            if self._holds.covers(scopes):
+                return False
         if generation == self._generation:
             return True
         if generation < self._refused_before:
@@ -136,35 +254,53 @@ class WriteGuards:
 
     # ---------------------------------------------------------- writes in flight
 
-    def begin(self, plan: WritePlan) -> WriteTicket:
-        """Register ``plan``'s write before it is sent."""
-        unkeyed = plan.unkeyed_tables
+    def begin(self, plan: WritePlan, site: int = FIRST_SITE) -> WriteTicket:
+        """Register ``plan``'s write, sent by a client of ``site``, before it is sent.
+
+        Writes overlap by table *bare name* (``_rules.tables``): two clients
+        writing one item by its name and its ARN, or from two sites, are two
+        writes to it.  A held item counts as overlapped: the write that may still
+        land on it is one more write in flight.
+        """
+        holds = self._holds
+        if holds:
+            self._end_holds()
+        unkeyed = frozenset(map(bare_name, plan.unkeyed_tables))
         for table in (None,) if plan.everything else unkeyed:
             self._unkeyed[table] = self._unkeyed.get(table, 0) + 1
             for ref, in_flight in self._writing.items():
                 if table is None or ref[0] == table:
                     in_flight.overlapped = True
         keys = plan.refs
-        for ref in keys:
-            overlapped = bool(self._unkeyed.get(ref[0]) or self._unkeyed.get(None))
-            writes = self._writing.get(ref)
+        for spelled, key in keys:
+            table = bare_name(spelled)
+            token = table_token(spelled, site)
+            overlapped = bool(
+                self._unkeyed.get(table)
+                or self._unkeyed.get(None)
+                or (holds and holds.covers((item_key(token, key), *item_tags(token))))
+            )
+            writes = self._writing.get((table, key))
             if writes is None:
-                self._writing[ref] = _KeyWrites(1, overlapped)
+                self._writing[table, key] = _KeyWrites(1, overlapped)
             else:
                 writes.in_flight += 1
                 writes.overlapped = True
         return WriteTicket(keys, unkeyed, plan.everything)
 
     def finish(self, ticket: WriteTicket) -> frozenset[ItemRef]:
-        """The write of ``ticket`` answered or failed; returns its keys another write overlapped."""
+        """The write of ``ticket`` answered or failed; returns its keys another write
+        overlapped (or a hold, see ``begin``): they may not store what it wrote."""
         overlapped = set()
         for ref in ticket.keys:
-            writes = self._writing[ref]
+            spelled, key = ref
+            physical = (bare_name(spelled), key)
+            writes = self._writing[physical]
             if writes.overlapped:
                 overlapped.add(ref)
             writes.in_flight -= 1
             if writes.in_flight == 0:
-                del self._writing[ref]
+                del self._writing[physical]
         for table in (None,) if ticket.everything else ticket.unkeyed_tables:
             count = self._unkeyed[table] - 1
             if count:

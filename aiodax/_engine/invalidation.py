@@ -35,43 +35,56 @@ class Invalidator:
         self._bus = bus
 
     def drop_item(
-        self, table: TableToken, key: ItemKey, *, discard: bool = True, publish: bool = True
+        self,
+        table: TableToken,
+        key: ItemKey,
+        *,
+        discard: bool = True,
+        publish: bool = True,
+        held_until: float | None = None,
     ) -> None:
         """Drop an item (any projection) and the pages a write to it makes stale, under
         every token of its table (``_rules.tables``).
 
         ``discard=False`` keeps the item's entry under ``table`` itself for its
         writer to replace (a write-through stores the new image right after).
+        ``held_until``: nothing is stored under what was dropped until then
+        (``guards``).
         """
         for alias in self._shared.sites.aliases(table):
-            self._drop_item(alias, key, discard or alias != table)
+            self._drop_item(alias, key, discard or alias != table, held_until)
         if publish:
             self._bus.publish(Invalidation(bare_name(table), key))
 
-    def _drop_item(self, table: TableToken, key: ItemKey, discard: bool) -> None:
+    def _drop_item(
+        self, table: TableToken, key: ItemKey, discard: bool, held_until: float | None
+    ) -> None:
         shared = self._shared
         store_key = item_key(table, key)
         shared.item_flights.detach_where(lambda k, _: k[0] == table and k[1] == key)
-        shared.guards.dropped((store_key,))
+        shared.guards.dropped((store_key,), held_until=held_until)
         if discard:
             shared.stats.item_invalidations += shared.store.discard(store_key)
         schema = shared.schemas.known(table)
         partition = None if schema is None else schema.partition_of(key)
-        self._drop_pages(pages_dropped_by_write(table, shared.config.query_invalidation, partition))
+        tags = pages_dropped_by_write(table, shared.config.query_invalidation, partition)
+        self._drop_pages(tags, held_until)
 
-    def drop_table(self, table: TableToken, *, publish: bool = True) -> None:
+    def drop_table(
+        self, table: TableToken, *, publish: bool = True, held_until: float | None = None
+    ) -> None:
         """Drop every item and page of ``table``, under every token of it."""
         for alias in self._shared.sites.aliases(table):
-            self._drop_table(alias)
+            self._drop_table(alias, held_until)
         if publish:
             self._bus.publish(Invalidation(bare_name(table)))
 
-    def _drop_table(self, table: TableToken) -> None:
+    def _drop_table(self, table: TableToken, held_until: float | None) -> None:
         shared = self._shared
         shared.item_flights.detach_where(lambda k, _: k[0] == table)
         shared.page_flights.detach_where(lambda k, _: k[0] == table)
         items, pages = table_tags(table)
-        shared.guards.dropped((items, pages))
+        shared.guards.dropped((items, pages), held_until=held_until)
         shared.stats.item_invalidations += shared.store.discard_tagged(items)
         shared.stats.query_invalidations += shared.store.discard_tagged(pages)
 
@@ -81,12 +94,12 @@ class Invalidator:
             self._shared.schemas.forget(alias)
         self.drop_table(table)
 
-    def drop_all(self, *, publish: bool = True) -> None:
+    def drop_all(self, *, publish: bool = True, held_until: float | None = None) -> None:
         """Drop everything."""
         shared = self._shared
         shared.item_flights.detach_where(lambda k, _: True)
         shared.page_flights.detach_where(lambda k, _: True)
-        shared.guards.dropped((EVERYTHING,))
+        shared.guards.dropped((EVERYTHING,), held_until=held_until)
         shared.store.clear()
         if publish:
             self._bus.publish(Invalidation(None))
@@ -100,11 +113,11 @@ class Invalidator:
         else:
             self.drop_item(invalidation.table, invalidation.key, publish=False)
 
-    def _drop_pages(self, tags: tuple[Hashable, ...]) -> None:
+    def _drop_pages(self, tags: tuple[Hashable, ...], held_until: float | None) -> None:
         if not tags:
             return
         shared = self._shared
         shared.page_flights.detach_where(lambda _, flight: any(t in flight.tags for t in tags))
-        shared.guards.dropped(tags)
+        shared.guards.dropped(tags, held_until=held_until)
         for tag in tags:
             shared.stats.query_invalidations += shared.store.discard_tagged(tag)

@@ -55,7 +55,7 @@ class Shared:
         self.stats = Stats()
         self.sites = Sites()
         self.schemas = Schemas(self.call)
-        self.guards = WriteGuards()
+        self.guards = WriteGuards(self.clock)
         self.item_flights: Flights[ItemFlightKey, Any] = Flights()
         self.page_flights: Flights[StoreKey, Any] = Flights()
         self._ttls: dict[TableToken, TTLs] = {}

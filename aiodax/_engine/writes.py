@@ -10,7 +10,12 @@ A write goes plan → guards.begin → DynamoDB → guards.finish → store or d
   cannot read drops everything;
 - on failure, the cache is left alone only if the write surely did not happen
   (``_backend.write_surely_not_applied``); otherwise everything it names is
-  dropped, since DynamoDB may have applied it.
+  dropped, since DynamoDB may have applied it.  When DynamoDB may even apply it
+  later (``_backend.write_may_still_apply``: a timeout, a lost connection, a 5xx,
+  a cancellation while it was out), what it names is also held uncached for the
+  time an attempt of the client's may take (``_backend.ambiguous_write_window``;
+  ``guards``), so that a read before the landing does not cache the value from
+  before it.
 
 The caller's error or answer is DynamoDB's own, except that an ``UpdateItem``
 whose caller asked for no ``ReturnValues`` loses the ``ALL_NEW`` attributes aiodax
@@ -21,7 +26,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._backend import Backend, write_surely_not_applied
+from .._backend import (
+    Backend,
+    ambiguous_write_window,
+    write_may_still_apply,
+    write_surely_not_applied,
+)
 from .._rules.tables import table_token
 from .._rules.writes import INVALIDATE, ItemRef, Outcome, WritePlan, plan_write, tables_named
 from .guards import WriteTicket
@@ -56,12 +66,16 @@ class WriteThrough:
         if plan is None:
             return await shared.call(backend, operation, request)
         shared.check_open()
-        ticket = shared.guards.begin(plan)
+        ticket = shared.guards.begin(plan, site)
         try:
             answer = await shared.call(backend, operation, plan.send)
         except BaseException as error:
             shared.guards.finish(ticket)
-            if not write_surely_not_applied(error):
+            if write_may_still_apply(error):
+                shared.stats.ambiguous_writes += 1
+                held_until = shared.clock() + ambiguous_write_window(backend)
+                self._apply(plan, ticket, site, {}, frozenset(), held_until)
+            elif not write_surely_not_applied(error):
                 self._apply(plan, ticket, site, {}, frozenset())
             raise
         overlapped = shared.guards.finish(ticket)
@@ -76,21 +90,23 @@ class WriteThrough:
         site: int,
         outcomes: dict[ItemRef, Outcome],
         overlapped: frozenset[ItemRef],
+        held_until: float | None = None,
     ) -> None:
         """Store or drop each key of a finished write; drop its unkeyed tables.
 
         The plan names tables as the request spelled them; on ``site`` they are
         tokens (``_rules.tables``), and a drop reaches every token of the table.
+        ``held_until``: what is dropped stays uncached until then.
         """
         for ref in ticket.keys:
             spelled, key = ref
             table = table_token(spelled, site)
             outcome = outcomes.get(ref, INVALIDATE)
             stores = outcome is not INVALIDATE and ref not in overlapped
-            self._invalidator.drop_item(table, key, discard=not stores)
+            self._invalidator.drop_item(table, key, discard=not stores, held_until=held_until)
             if stores:
                 self._items.store_image(table, key, None, outcome)  # type: ignore[arg-type]
         if plan.everything:
-            self._invalidator.drop_all()
-        for spelled in ticket.unkeyed_tables:
-            self._invalidator.drop_table(table_token(spelled, site))
+            self._invalidator.drop_all(held_until=held_until)
+        for spelled in plan.unkeyed_tables:
+            self._invalidator.drop_table(table_token(spelled, site), held_until=held_until)

@@ -7,7 +7,9 @@ table; the outcome is the item's new image, ``None`` for a deletion, or
 ``INVALIDATE`` when the new image is unknown.  After DynamoDB answered,
 ``WritePlan.outcomes`` says per key what the cache learns from the answer (an
 ``UpdateItem`` returns its new image, a ``BatchWriteItem`` the items it did not
-write).
+write).  A write whose success does not say that it applied (a transaction with
+a ``ClientRequestToken``, which DynamoDB may answer as a replay) learns nothing:
+every item it names is invalidated.
 
 The plans need key schemas (``KeySchema``) for the tables a write names, which
 ``tables_named`` lists so that they can be fetched first.
@@ -166,8 +168,21 @@ def plan_write(operation: str, request: Mapping[str, Any], schemas: Schemas) -> 
         )
         return WritePlan(operation, send, rows, schemas=schemas)
     if operation == "transact_write_items":
-        return WritePlan(operation, send, _transact_rows(request["TransactItems"], schemas))
+        rows = _transact_rows(request["TransactItems"], schemas)
+        if "ClientRequestToken" in request:
+            rows = _unconfirmed(rows)
+        return WritePlan(operation, send, rows)
     return _plan_partiql(operation, request)
+
+
+def _unconfirmed(rows: tuple[WriteRow, ...]) -> tuple[WriteRow, ...]:
+    """``rows`` of a write whose success does not say that it applied: all invalidated.
+
+    DynamoDB answers a transaction whose ``ClientRequestToken`` was used in the
+    last 10 minutes with success, applying nothing (a retry after an ambiguous
+    failure): its images may be older than what other writes did since.
+    """
+    return tuple(WriteRow(row.table, row.key, INVALIDATE) for row in rows)
 
 
 def _plan_update(request: Mapping[str, Any], schemas: Schemas) -> WritePlan:

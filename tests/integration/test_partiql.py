@@ -9,8 +9,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 import aiodax
+from aiodax._backend import ambiguous_write_window
 from aiodax.testing import InstrumentedClient
-from tests.support import until
+from tests.support import FakeClock, until
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -223,24 +224,29 @@ async def test_a_keyed_write_overlapping_a_partiql_write_does_not_store_its_valu
 
 
 async def test_a_cancelled_statement_drops_its_table_and_leaves_no_guard_behind(
-    cached: aiodax.CachedClient,
     instrumented: InstrumentedClient,
     raw_client: DynamoDBClient,
     seeded: str,
+    clock: FakeClock,
 ) -> None:
     table = seeded
-    await value_through(cached, table, "a")
-    instrumented.hold("execute_statement", when="after")  # applied, never answered
-    statement = asyncio.create_task(cached.execute_statement(**update_a(table)))
-    await until(lambda: instrumented.answered["execute_statement"] == 1)
-    statement.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await statement
+    async with aiodax.Cache(clock=clock) as cache:
+        cached = cache.wrap(cast("DynamoDBClient", instrumented))
+        await value_through(cached, table, "a")
+        instrumented.hold("execute_statement", when="after")  # applied, never answered
+        statement = asyncio.create_task(cached.execute_statement(**update_a(table)))
+        await until(lambda: instrumented.answered["execute_statement"] == 1)
+        statement.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await statement
 
-    assert await value_through(cached, table, "a") == "new a"  # dropped, read again
-    # The statement no longer counts as in flight: a later write is cached again.
-    await cached.put_item(TableName=table, Item={**key("a"), "v": {"S": "put a"}})
-    calls = instrumented.calls["get_item"]
-    assert await value_through(cached, table, "a") == "put a"
-    assert instrumented.calls["get_item"] == calls
+        assert await value_through(cached, table, "a") == "new a"  # dropped, read again
+        assert cache.stats()["WritesInFlight"] == 0
+        # Past the hold of the table (the statement might still have landed), a
+        # later write is cached again: nothing of the statement is left behind.
+        clock.advance(ambiguous_write_window(cast("DynamoDBClient", instrumented)))
+        await cached.put_item(TableName=table, Item={**key("a"), "v": {"S": "put a"}})
+        calls = instrumented.calls["get_item"]
+        assert await value_through(cached, table, "a") == "put a"
+        assert instrumented.calls["get_item"] == calls
     assert await value_in_dynamodb(raw_client, table, "a") == "put a"

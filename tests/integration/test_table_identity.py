@@ -44,7 +44,7 @@ class _Clients:
     async def open(
         self, endpoint: str, region: str = servers.REGION, access_key: str = "testing"
     ) -> InstrumentedClient:
-        kwargs = {
+        kwargs: Any = {
             **servers.client_kwargs(endpoint, region=region),
             "aws_access_key_id": access_key,
             "aws_secret_access_key": "testing",

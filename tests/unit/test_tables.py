@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -57,9 +58,8 @@ def test_clients_differ_by_endpoint_region_and_access_key() -> None:
 
 def test_refreshing_credentials_are_told_apart_by_the_object_not_its_current_key() -> None:
     def refreshable() -> RefreshableCredentials:
-        return RefreshableCredentials(
-            "AKIA1", "secret", None, "2999-01-01T00:00:00Z", lambda: {}, "test"
-        )
+        expiry = datetime(2999, 1, 1, tzinfo=UTC)
+        return RefreshableCredentials("AKIA1", "secret", "token", expiry, dict, "test")
 
     shared = refreshable()
     assert site_identity(backend(credentials=shared)) == site_identity(backend(credentials=shared))
@@ -70,8 +70,9 @@ def test_refreshing_credentials_are_told_apart_by_the_object_not_its_current_key
 
 def test_unsigned_clients_and_backends_without_a_signer() -> None:
     assert site_identity(backend(credentials=None)) == site_identity(backend(credentials=None))
-    bare_backend = SimpleNamespace(meta=backend().meta)
-    assert site_identity(bare_backend) != site_identity(SimpleNamespace(meta=backend().meta))
+    bare_backend: Any = SimpleNamespace(meta=backend().meta)
+    other: Any = SimpleNamespace(meta=backend().meta)
+    assert site_identity(bare_backend) != site_identity(other)
 
 
 def test_sites_are_numbered_in_the_order_met_and_remembered() -> None:

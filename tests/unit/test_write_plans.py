@@ -310,6 +310,30 @@ def test_a_transaction_puts_invalidates_updates_deletes_and_skips_condition_chec
     assert plan.unkeyed_tables == frozenset()
 
 
+def test_a_transaction_with_a_client_request_token_stores_nothing_it_names() -> None:
+    # DynamoDB answers a replayed token with success without applying the
+    # transaction: the answer does not say that its Put and Delete happened.
+    request = {
+        "TransactItems": [
+            {"ConditionCheck": {"TableName": "t", "Key": {"pk": {"S": "c"}}}},
+            {"Put": {"TableName": "t", "Item": ITEM}},
+            {"Update": {"TableName": "t", "Key": {"pk": {"S": "u"}}}},
+            {"Delete": {"TableName": "t", "Key": {"pk": {"S": "d"}}}},
+            {"Put": {"TableName": "t"}},
+        ],
+        "ClientRequestToken": "token",
+    }
+    plan = planned("transact_write_items", request)
+    assert plan.send == request
+    assert plan.outcomes({}) == {
+        ("t", KEY_A): INVALIDATE,
+        ("t", ("pk", "S", "u")): INVALIDATE,
+        ("t", ("pk", "S", "d")): INVALIDATE,
+    }
+    assert plan.unkeyed_tables == frozenset({"t"})
+    assert plan.outcomes({"ResponseMetadata": {"HTTPStatusCode": 200}}) == plan.outcomes({})
+
+
 def test_a_transaction_put_without_an_item_makes_its_table_unkeyed() -> None:
     plan = planned("transact_write_items", {"TransactItems": [{"Put": {"TableName": "t"}}]})
     assert plan.rows == (WriteRow("t", None, INVALIDATE),)

@@ -12,6 +12,9 @@ request reached DynamoDB.  Wrap it with ``Cache.wrap`` like a real client::
 :mod:`aiodax.testing.servers` starts DynamoDB-compatible servers on 127.0.0.1 (moto's,
 AWS's DynamoDB Local) for such tests, and :mod:`aiodax.testing.plugin` offers them
 and cached clients as pytest fixtures.
+
+``LaggingReplica`` (:mod:`aiodax.testing.lagging`) is a proxy in front of two such
+servers whose eventually consistent reads lag behind writes, as DynamoDB's may.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-__all__ = ["InstrumentedClient", "client_error"]
+from aiodax.testing.lagging import LaggingReplica, ReplicaDiverged, Route
+
+__all__ = ["InstrumentedClient", "LaggingReplica", "ReplicaDiverged", "Route", "client_error"]
 
 #: HTTP status DynamoDB answers each error code with (5xx are server faults).
 _STATUS = {

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, overload
 
-from ._config import DEFAULT_MAX_BYTES, DEFAULT_TTL, CacheConfig, Clock, TableConfig
+from ._config import DEFAULT_FENCE, DEFAULT_MAX_BYTES, DEFAULT_TTL, CacheConfig, Clock, TableConfig
 from ._engine import Engine
 from ._errors import ConfigurationTypeError
 from ._facades import CachedClient, CachedResource, wrap
@@ -43,6 +43,15 @@ class Cache:
     :param shared_tier: a ``SharedTier`` every miss goes through on its way to
         DynamoDB; none by default.  Both start when the cache is entered
         (``async with``) and stop when it closes.
+    :param fill_consistency: how misses read DynamoDB.  ``"fenced"`` (default):
+        eventually consistent, except that for ``fence`` seconds after a drop of an
+        item, a partition's pages or a table (a write, ``invalidate*``, a drop from
+        another process) its fills read with ``ConsistentRead=True``, so that a fill
+        never caches a lagging replica's value from before the write; a GSI page
+        (which DynamoDB cannot read consistently) filled in a fence lives only to
+        its end.  ``"strong"``: every fill consistent; ``"eventual"``: none (DAX's
+        behaviour).  A consistent read costs twice the read capacity.
+    :param fence: seconds a drop fences fills (``0``: no fence).
     """
 
     __slots__ = ("_engine", "config")
@@ -60,6 +69,8 @@ class Cache:
         retry: RetryPolicy | None = None,
         bus: InvalidationBus | None = None,
         shared_tier: SharedTier | None = None,
+        fill_consistency: str = "fenced",
+        fence: float = DEFAULT_FENCE,
     ) -> None:
         self.config = CacheConfig.build(
             item_ttl=item_ttl,
@@ -69,6 +80,8 @@ class Cache:
             query_invalidation=query_invalidation,
             tables=tables,
             clock=clock,
+            fill_consistency=fill_consistency,
+            fence=fence,
         )
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigurationTypeError("retry must be an aiodax.RetryPolicy")

@@ -18,10 +18,15 @@ from ._errors import ConfigurationError, ConfigurationTypeError
 
 Clock: TypeAlias = Callable[[], float]
 QueryInvalidation: TypeAlias = Literal["partition", "table", "none"]
+FillConsistency: TypeAlias = Literal["fenced", "strong", "eventual"]
 
 DEFAULT_TTL: Final = 300.0
 DEFAULT_MAX_BYTES: Final = 64 * 2**20
+#: Seconds a drop fences fills: AWS says an eventually consistent read is consistent
+#: "usually within one second"; twice that covers the usual case with room.
+DEFAULT_FENCE: Final = 2.0
 QUERY_INVALIDATION_MODES: Final = ("partition", "table", "none")
+FILL_CONSISTENCY_MODES: Final = ("fenced", "strong", "eventual")
 
 
 class _Inherit(Enum):
@@ -52,6 +57,23 @@ def check_ttl(name: str, value: object) -> float:
     return float(value)
 
 
+def check_fence(name: str, value: object) -> float:
+    """Return ``value`` as seconds of fence: a finite number >= 0 (``0``: no fence)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationTypeError(
+            f"{name} must be a number of seconds, not {type(value).__name__}"
+        )
+    if not math.isfinite(value) or value < 0:
+        raise ConfigurationError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def check_fill_consistency(name: str, value: object) -> FillConsistency:
+    if value not in FILL_CONSISTENCY_MODES:
+        raise ConfigurationError(f"{name} must be one of {FILL_CONSISTENCY_MODES}, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class TTLs:
     """Resolved lifetimes in seconds: ``0`` = not cached, ``math.inf`` = never expires."""
@@ -62,18 +84,38 @@ class TTLs:
 
 
 @dataclass(frozen=True, slots=True)
+class Fills:
+    """How a table's misses read DynamoDB: ``consistency``, and the fence in seconds."""
+
+    consistency: FillConsistency
+    fence: float
+
+    @property
+    def fences(self) -> bool:
+        """Whether a drop makes the table's next fills consistent for a while."""
+        return self.consistency == "fenced" and self.fence > 0
+
+
+@dataclass(frozen=True, slots=True)
 class TableConfig:
-    """Per-table overrides of the ``Cache``-wide TTLs (same meaning, same units)."""
+    """Per-table overrides of the ``Cache``-wide TTLs and fill rules (same meaning,
+    same units)."""
 
     item_ttl: float | _Inherit | None = INHERIT
     negative_ttl: float | _Inherit | None = INHERIT
     query_ttl: float | _Inherit | None = INHERIT
+    fill_consistency: str | _Inherit = INHERIT
+    fence: float | _Inherit = INHERIT
 
     def __post_init__(self) -> None:
         for name in ("item_ttl", "negative_ttl", "query_ttl"):
             value = getattr(self, name)
             if value is not INHERIT:
                 check_ttl(f"TableConfig.{name}", value)
+        if self.fill_consistency is not INHERIT:
+            check_fill_consistency("TableConfig.fill_consistency", self.fill_consistency)
+        if self.fence is not INHERIT:
+            check_fence("TableConfig.fence", self.fence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +129,9 @@ class CacheConfig:
     query_invalidation: QueryInvalidation = "partition"
     tables: Mapping[str, TTLs] = field(default_factory=dict)
     clock: Clock = time.monotonic
+    fill_consistency: FillConsistency = "fenced"
+    fence: float = DEFAULT_FENCE
+    table_fills: Mapping[str, Fills] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -99,6 +144,8 @@ class CacheConfig:
         query_invalidation: str,
         tables: Mapping[str, TableConfig] | None,
         clock: Clock,
+        fill_consistency: str = "fenced",
+        fence: float = DEFAULT_FENCE,
     ) -> CacheConfig:
         item = check_ttl("item_ttl", item_ttl)
         # A missing item is news as much as a present one: by default it lives as
@@ -116,6 +163,8 @@ class CacheConfig:
                 f"query_invalidation must be one of {QUERY_INVALIDATION_MODES}, "
                 f"got {query_invalidation!r}"
             )
+        consistency = check_fill_consistency("fill_consistency", fill_consistency)
+        fence = check_fence("fence", fence)
         if not callable(clock):
             raise ConfigurationTypeError("clock must be a callable returning seconds")
         if tables is not None and not isinstance(tables, Mapping):
@@ -123,6 +172,7 @@ class CacheConfig:
                 f"tables must map table names to aiodax.TableConfig, not {type(tables).__name__}"
             )
         resolved: dict[str, TTLs] = {}
+        fills: dict[str, Fills] = {}
         for table, override in (tables or {}).items():
             if not isinstance(table, str) or not table:
                 raise ConfigurationTypeError(f"tables keys must be table names, got {table!r}")
@@ -145,6 +195,16 @@ class CacheConfig:
                 negative=table_negative,
                 query=_pick(override.query_ttl, query, f"tables[{table!r}].query_ttl"),
             )
+            fills[table] = Fills(
+                consistency
+                if override.fill_consistency is INHERIT
+                else check_fill_consistency(
+                    f"tables[{table!r}].fill_consistency", override.fill_consistency
+                ),
+                fence
+                if override.fence is INHERIT
+                else check_fence(f"tables[{table!r}].fence", override.fence),
+            )
         return cls(
             item_ttl=item,
             negative_ttl=negative,
@@ -153,7 +213,22 @@ class CacheConfig:
             query_invalidation=query_invalidation,  # type: ignore[arg-type]
             tables=MappingProxyType(resolved),
             clock=clock,
+            fill_consistency=consistency,
+            fence=fence,
+            table_fills=MappingProxyType(fills),
         )
+
+    def fills_for(self, table: str) -> Fills:
+        found = self.table_fills.get(table)
+        if found is not None:
+            return found
+        return Fills(self.fill_consistency, self.fence)
+
+    @property
+    def longest_fence(self) -> float:
+        """The longest fence of any table: what a drop of everything fences."""
+        fenced = [f.fence for f in (self.fills_for(""), *self.table_fills.values()) if f.fences]
+        return max(fenced, default=0.0)
 
     def ttls_for(self, table: str) -> TTLs:
         found = self.tables.get(table)

@@ -13,6 +13,7 @@ class Stats:
         "ambiguous_writes",
         "backend_requests",
         "coalesced",
+        "consistent_fills",
         "item_hits",
         "item_invalidations",
         "item_misses",
@@ -34,6 +35,7 @@ class Stats:
         self.scan_hits = 0
         self.scan_misses = 0
         self.coalesced = 0
+        self.consistent_fills = 0
         self.write_throughs = 0
         self.ambiguous_writes = 0
         self.item_invalidations = 0
@@ -59,6 +61,7 @@ class Stats:
             "ScanCacheHits": self.scan_hits,
             "ScanCacheMisses": self.scan_misses,
             "CoalescedRequests": self.coalesced,
+            "ConsistentFills": self.consistent_fills,
             "BackendRequests": dict(self.backend_requests),
             "BackendRequestCount": sum(self.backend_requests.values()),
             "WriteThroughs": self.write_throughs,

@@ -211,3 +211,35 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
     for task in leaked:
         task.cancel()
     assert not leaked, f"tasks left pending: {leaked}"
+
+
+# Lagging replicas: a second instance of each server, as the replica ----------------
+
+
+@pytest.fixture(scope="session")
+def moto_replica_endpoint() -> Iterator[str]:
+    with servers.moto_in_child_process() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local_replica_endpoint() -> Iterator[str]:
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(servers.dynamodb_local())
+        except servers.ServerUnavailable as exc:
+            servers.require(exc.reason)
+        yield url
+
+
+_PAIRS = {
+    "moto": ("moto_endpoint", "moto_replica_endpoint"),
+    "dynamodb-local": ("dynamodb_local_endpoint", "dynamodb_local_replica_endpoint"),
+}
+
+
+@pytest.fixture(params=["moto", pytest.param("dynamodb-local", marks=pytest.mark.dynamodb_local)])
+def upstreams(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """(primary, replica): two instances of each server in turn."""
+    primary, replica = _PAIRS[request.param]
+    return request.getfixturevalue(primary), request.getfixturevalue(replica)

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal, NoReturn, Protocol, TypeAlias
@@ -20,6 +24,7 @@ import pytest
 import aiodax.testing.servers as aiodax_servers
 from aiodax.testing.servers import (
     DYNAMODB_LOCAL_DIR_ENV,
+    HOST,
     REGION,
     ClientKwargs,
     ServerUnavailable,
@@ -29,6 +34,7 @@ from aiodax.testing.servers import (
 
 __all__ = [
     "DYNAMODB_LOCAL_DIR_ENV",
+    "HOST",
     "REGION",
     "REPO_ROOT",
     "ClientKwargs",
@@ -39,6 +45,7 @@ __all__ = [
     "ServerUnavailable",
     "client_kwargs",
     "dynamodb_local",
+    "moto_in_child_process",
     "moto_server",
     "require",
 ]
@@ -78,3 +85,42 @@ def require(reason: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(f"required test server unavailable under CI: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+_MOTO_CHILD = """
+import sys
+
+from aiodax.testing.servers import moto_server
+
+with moto_server() as url:
+    print(url, flush=True)
+    sys.stdin.read()  # until the parent closes it
+"""
+
+
+@contextlib.contextmanager
+def moto_in_child_process(startup_timeout: float = 30.0) -> Iterator[str]:
+    """``aiodax.testing.servers.moto_server`` in a child process: tables of its own."""
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _MOTO_CHILD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            ready, _, _ = select.select([process.stdout], [], [], startup_timeout)
+            url = process.stdout.readline().decode().strip() if ready else ""
+            if not url.startswith(f"http://{HOST}:"):
+                log.seek(0)
+                raise RuntimeError(f"moto's child did not start:\n{log.read().decode()}")
+            yield url
+        finally:
+            process.stdin.close()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            process.stdout.close()

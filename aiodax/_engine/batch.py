@@ -17,8 +17,8 @@ from .._rules.reads import BatchPlan, ItemFlightKey, plan_batch_get
 from .._rules.responses import HIT_METADATA, MISS_METADATA
 from .._rules.tables import spelled_name
 from .._rules.wire import WireItem, thaw
-from .items import ItemReads, item_scopes
-from .loader import ItemResult, Loader
+from .items import ItemReads
+from .loader import ItemResult, Loader, item_flight_scopes
 from .shared import Shared
 from .views import View, batch_response_in_view, item_copies
 
@@ -95,7 +95,9 @@ class BatchReads:
             async def fetch() -> dict[ItemFlightKey, ItemResult]:
                 return await self._loader.batch(backend, plan, load_keys, consumed)
 
-            flight = self._loader.start(flights, load_keys, fetch, self._items.keep, item_scopes)
+            flight = self._loader.start(
+                flights, load_keys, fetch, self._items.keep, item_flight_scopes
+            )
             waiting[flight] = None
         if waiting:
             for flight_key, result in (await shared.wait(flights, waiting)).items():

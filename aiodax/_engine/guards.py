@@ -26,6 +26,14 @@ storing).  A hold ends by itself at its deadline, and its end counts as a drop o
 its scopes, so a fill that went out while they were held stores nothing either.
 ``Deadlines`` is the rule "scope → under a rule until", reusable for others.
 
+And one race needs DynamoDB's replicas: **a fill reading a lagging replica.**  An
+eventually consistent read right after a write may be answered by a replica that
+has not applied it yet.  A drop also *fences* its scopes for the table's
+``fence`` seconds (``dropped(..., fenced_until=...)``): a fill filed under a
+fenced scope reads with ``ConsistentRead=True`` (``fenced``; ``_engine.loader``),
+or, where DynamoDB has no consistent read (a GSI), is kept only until the fence
+ends (``fence_end``).  Drops from other processes fence here too.
+
 Nothing here awaits; the engine calls these between its awaits.
 """
 
@@ -105,6 +113,19 @@ class Deadlines:
         heapq.heappush(self._queue, (until, self._pushed, scope))
         self._pushed += 1
 
+    def latest(self, scopes: Iterable[Hashable]) -> float | None:
+        """The latest deadline under which any of ``scopes`` (or ``EVERYTHING``) is now,
+        or ``None``: none is."""
+        deadlines = self._until
+        if not deadlines:
+            return None
+        now = self._clock()
+        latest = max(
+            (deadlines.get(scope, -math.inf) for scope in (EVERYTHING, *scopes)),
+            default=-math.inf,
+        )
+        return latest if latest > now else None
+
     def covers(self, scopes: Iterable[Hashable]) -> bool:
         """Whether any of ``scopes``, or ``EVERYTHING``, is under the rule now."""
         deadlines = self._until
@@ -148,6 +169,7 @@ class WriteGuards:
 
     __slots__ = (
         "_dropped_at",
+        "_fences",
         "_generation",
         "_holds",
         "_open_fills",
@@ -159,6 +181,8 @@ class WriteGuards:
     def __init__(self, clock: Callable[[], float]) -> None:
         #: scopes held after a write that may still land
         self._holds = Deadlines(clock)
+        #: scopes dropped lately, whose fills read consistently (``fenced``)
+        self._fences = Deadlines(clock)
         self._writing: dict[ItemRef, _KeyWrites] = {}
         #: table (``None``: any table) → writes in flight that name no key in it
         self._unkeyed: dict[str | None, int] = {}
@@ -219,15 +243,28 @@ class WriteGuards:
     def open_fills(self) -> int:
         return sum(self._open_fills.values())
 
-    def dropped(self, scopes: Iterable[Hashable], *, held_until: float | None = None) -> None:
+    def dropped(
+        self,
+        scopes: Iterable[Hashable],
+        *,
+        held_until: float | None = None,
+        fenced_until: float | None = None,
+    ) -> None:
         """Entries filed under ``scopes`` were dropped: fills out since may not store.
 
         With ``held_until``, ``scopes`` are held until then: nothing is stored under
         them before, nor by a fill that went out before (see the module docstring).
+        With ``fenced_until``, fills under them read consistently until then.
         """
-        if held_until is not None:
+        if held_until is not None or fenced_until is not None:
             scopes = tuple(scopes)
+        if held_until is not None:
             self._holds.extend(scopes, held_until)
+        if fenced_until is not None:
+            fences = self._fences
+            if fences and len(fences) >= HOLD_LIMIT // 2:
+                fences.expire()  # fences end by themselves: nothing else to do
+            fences.extend(scopes, fenced_until)
         self._generation += 1
         if self._open_fills:
             generation = self._generation
@@ -251,6 +288,22 @@ class WriteGuards:
         if dropped_at.get(EVERYTHING, -1) > generation:
             return False
         return all(dropped_at.get(scope, -1) <= generation for scope in scopes)
+
+    # ------------------------------------------------------------------ fences
+
+    def fenced(self, scopes: Iterable[Hashable]) -> bool:
+        """Whether a fill filed under ``scopes`` must read consistently now: one of
+        them was dropped less than its table's fence ago."""
+        return bool(self._fences) and self._fences.covers(scopes)
+
+    def fence_end(self, scopes: Iterable[Hashable]) -> float | None:
+        """When the fence over ``scopes`` ends, or ``None``: they are not fenced."""
+        return self._fences.latest(scopes) if self._fences else None
+
+    @property
+    def fenced_scopes(self) -> int:
+        """Scopes fenced or lately fenced (bounded)."""
+        return len(self._fences)
 
     # ---------------------------------------------------------- writes in flight
 

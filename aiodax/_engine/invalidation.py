@@ -61,14 +61,15 @@ class Invalidator:
     ) -> None:
         shared = self._shared
         store_key = item_key(table, key)
+        fenced_until = self._fence_end(table)
         shared.item_flights.detach_where(lambda k, _: k[0] == table and k[1] == key)
-        shared.guards.dropped((store_key,), held_until=held_until)
+        shared.guards.dropped((store_key,), held_until=held_until, fenced_until=fenced_until)
         if discard:
             shared.stats.item_invalidations += shared.store.discard(store_key)
         schema = shared.schemas.known(table)
         partition = None if schema is None else schema.partition_of(key)
         tags = pages_dropped_by_write(table, shared.config.query_invalidation, partition)
-        self._drop_pages(tags, held_until)
+        self._drop_pages(tags, held_until, fenced_until)
 
     def drop_table(
         self, table: TableToken, *, publish: bool = True, held_until: float | None = None
@@ -84,7 +85,9 @@ class Invalidator:
         shared.item_flights.detach_where(lambda k, _: k[0] == table)
         shared.page_flights.detach_where(lambda k, _: k[0] == table)
         items, pages = table_tags(table)
-        shared.guards.dropped((items, pages), held_until=held_until)
+        shared.guards.dropped(
+            (items, pages), held_until=held_until, fenced_until=self._fence_end(table)
+        )
         shared.stats.item_invalidations += shared.store.discard_tagged(items)
         shared.stats.query_invalidations += shared.store.discard_tagged(pages)
 
@@ -99,7 +102,12 @@ class Invalidator:
         shared = self._shared
         shared.item_flights.detach_where(lambda k, _: True)
         shared.page_flights.detach_where(lambda k, _: True)
-        shared.guards.dropped((EVERYTHING,), held_until=held_until)
+        fence = shared.config.longest_fence
+        shared.guards.dropped(
+            (EVERYTHING,),
+            held_until=held_until,
+            fenced_until=shared.clock() + fence if fence > 0 else None,
+        )
         shared.store.clear()
         if publish:
             self._bus.publish(Invalidation(None))
@@ -113,11 +121,18 @@ class Invalidator:
         else:
             self.drop_item(invalidation.table, invalidation.key, publish=False)
 
-    def _drop_pages(self, tags: tuple[Hashable, ...], held_until: float | None) -> None:
+    def _fence_end(self, table: TableToken) -> float | None:
+        """Until when fills of what a drop of ``table``'s entries names read consistently."""
+        fills = self._shared.fills(table)
+        return self._shared.clock() + fills.fence if fills.fences else None
+
+    def _drop_pages(
+        self, tags: tuple[Hashable, ...], held_until: float | None, fenced_until: float | None
+    ) -> None:
         if not tags:
             return
         shared = self._shared
         shared.page_flights.detach_where(lambda _, flight: any(t in flight.tags for t in tags))
-        shared.guards.dropped(tags, held_until=held_until)
+        shared.guards.dropped(tags, held_until=held_until, fenced_until=fenced_until)
         for tag in tags:
             shared.stats.query_invalidations += shared.store.discard_tagged(tag)

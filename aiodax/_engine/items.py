@@ -20,7 +20,7 @@ from .._rules.tables import TableToken, spelled_name
 from .._rules.tags import item_key, item_tags
 from .._rules.wire import Image, ItemKey, freeze, thaw
 from .._store import ItemEntry, entry_size
-from .loader import ItemResult, Loader
+from .loader import ItemResult, Loader, item_flight_scopes
 from .shared import Shared
 from .views import View, get_response_in_view, item_copies
 
@@ -99,13 +99,17 @@ class ItemReads:
         leader = flight is None
         if flight is None:
             send = plan.send
+            loader = self._loader
 
             async def fetch() -> dict[ItemFlightKey, ItemResult]:
-                answer = await self._loader.send(backend, "get_item", send)
+                request = send
+                if loader.consistent(flight_key[0], item_flight_scopes(flight_key)):
+                    request = {**send, "ConsistentRead": True}
+                answer = await loader.send(backend, "get_item", request)
                 return {flight_key: ItemResult(freeze(answer.get("Item")), answer)}
 
             flight = self._loader.start(
-                shared.item_flights, (flight_key,), fetch, self.keep, item_scopes
+                shared.item_flights, (flight_key,), fetch, self.keep, item_flight_scopes
             )
         else:
             shared.stats.coalesced += 1
@@ -163,9 +167,3 @@ class ItemReads:
             entry = ItemEntry(whole, whole_expires_at, projections, item_tags(table), 0)
         entry.size = entry_size(store_key, (entry.image, entry.projections))
         shared.store.put(store_key, entry)
-
-
-def item_scopes(flight_key: ItemFlightKey) -> tuple[Any, ...]:
-    """What a drop names that makes a fill of ``flight_key`` stale: the item, its table."""
-    table, key, _ = flight_key
-    return (item_key(table, key), table)

@@ -18,6 +18,8 @@ from typing import Any, Final, TypeVar
 from .._backend import Backend
 from .._flight import Flight, Flights
 from .._rules.reads import BatchPlan, ItemFlightKey
+from .._rules.tables import TableToken
+from .._rules.tags import Tags, item_scopes
 from .._rules.wire import Image, WireItem, freeze
 from .._tiers import Load, SharedTier
 from .shared import Shared
@@ -40,6 +42,11 @@ class ItemResult:
 
 
 UNPROCESSED: Final = ItemResult(None, unprocessed=True)
+
+
+def item_flight_scopes(flight_key: ItemFlightKey) -> Tags:
+    """What a drop names that makes a fill of ``flight_key`` stale (``_rules.tags``)."""
+    return item_scopes(flight_key[0], flight_key[1])
 
 
 class Loader:
@@ -81,9 +88,24 @@ class Loader:
 
         return flights.start(keys, load, tags=tags)
 
+    def consistent(self, table: TableToken, scopes: Iterable[Hashable]) -> bool:
+        """Whether a fill of ``table`` filed under ``scopes``, going out now, reads with
+        ``ConsistentRead=True``: always (``"strong"``), inside a fence (``"fenced"``,
+        see ``guards``), or never (``"eventual"``)."""
+        shared = self._shared
+        consistency = shared.fills(table).consistency
+        if consistency == "fenced":
+            return shared.guards.fenced(scopes)
+        return consistency == "strong"
+
     async def send(self, backend: Backend, operation: str, request: dict[str, Any]) -> Any:
         """DynamoDB's answer to one read, through the shared tier."""
         shared = self._shared
+        if request.get("ConsistentRead") is True or (
+            operation == "batch_get_item"
+            and any(spec.get("ConsistentRead") is True for spec in request["RequestItems"].values())
+        ):
+            shared.stats.consistent_fills += 1
         return await self._tier.load(
             Load(operation, request), lambda: shared.call(backend, operation, request)
         )
@@ -104,8 +126,11 @@ class Loader:
         remaining = list(keys)
         delays = self._shared.retry.delays()
         while remaining:
+            consistent = {
+                key[0] for key in remaining if self.consistent(key[0], item_flight_scopes(key))
+            }
             send: dict[str, Any] = {
-                "RequestItems": plan.request_items(remaining),
+                "RequestItems": plan.request_items(remaining, consistent),
                 "ReturnConsumedCapacity": "TOTAL",
             }
             answer = await self.send(backend, "batch_get_item", send)

@@ -74,11 +74,11 @@ class PageReads:
         else:
             stats.scan_misses += 1
         shared.sites.note(plan.table)
-        tags = await self._tags(backend, plan)
+        tags, readable_consistently = await self._classify(backend, plan)
         flight = shared.page_flights.get(plan.store_key)
         leader = flight is None
         if flight is None:
-            flight = self._start(backend, plan, tags)
+            flight = self._start(backend, plan, tags, readable_consistently)
         else:
             stats.coalesced += 1
         page, answer = (await shared.wait(shared.page_flights, (flight,)))[plan.store_key]
@@ -89,36 +89,73 @@ class PageReads:
         add_answer_metadata(response, answer, request, spelled_name(plan.table), leader)
         return response
 
-    async def _tags(self, backend: Backend, plan: PagePlan) -> Tags:
-        mode = self._shared.config.query_invalidation
-        partition = None
-        if mode == "partition" and plan.reads_one_partition:
-            schema = await self._shared.schemas.get(plan.table, backend)
-            partition = None if schema is None else query_partition(plan.request, schema)
-        return page_tags(plan.table, mode, partition)
+    async def _classify(self, backend: Backend, plan: PagePlan) -> tuple[Tags, bool]:
+        """The page's tags, and whether DynamoDB can read it consistently (not a GSI).
 
-    def _start(self, backend: Backend, plan: PagePlan, tags: Tags) -> Any:
-        store_key, operation, send = plan.store_key, plan.operation, plan.send
+        Both may need the table's schema: the partition a base-table Query pins,
+        and which indexes are local.
+        """
+        shared = self._shared
+        mode = shared.config.query_invalidation
+        index = plan.request.get("IndexName")
+        needs_partition = mode == "partition" and plan.reads_one_partition
+        needs_indexes = index is not None and shared.fills(plan.table).consistency != "eventual"
+        schema = None
+        if needs_partition or needs_indexes:
+            schema = await shared.schemas.get(plan.table, backend)
+        partition = None
+        if needs_partition and schema is not None:
+            partition = query_partition(plan.request, schema)
+        readable = index is None or (schema is not None and index in schema.local_indexes)
+        return page_tags(plan.table, mode, partition), readable
+
+    def _start(
+        self, backend: Backend, plan: PagePlan, tags: Tags, readable_consistently: bool
+    ) -> Any:
+        store_key, operation, send, table = plan.store_key, plan.operation, plan.send, plan.table
+        scopes = (store_key, *tags)
+        loader, guards = self._loader, self._shared.guards
+        #: a page DynamoDB could not read consistently inside a fence lives to its end
+        lives_until: float | None = None
 
         async def fetch() -> dict[StoreKey, Any]:
-            answer = await self._loader.send(backend, operation, send)
+            nonlocal lives_until
+            request = send
+            if loader.consistent(table, scopes):
+                if readable_consistently:
+                    request = {**send, "ConsistentRead": True}
+                else:
+                    lives_until = guards.fence_end(scopes)
+            answer = await loader.send(backend, operation, request)
             return {store_key: (freeze_page(answer), answer)}
 
         def keep(key: StoreKey, result: Any) -> None:
-            self.store_page(key, result[0], tags)
+            self.store_page(key, result[0], tags, lives_until)
 
-        return self._loader.start(
+        return loader.start(
             self._shared.page_flights,
             (store_key,),
             fetch,
             keep,
-            lambda key: (key, *tags),
+            lambda key: scopes,
             tags=tags,
         )
 
-    def store_page(self, store_key: StoreKey, page: dict[str, Any], tags: Tags) -> None:
+    def store_page(
+        self,
+        store_key: StoreKey,
+        page: dict[str, Any],
+        tags: Tags,
+        lives_until: float | None = None,
+    ) -> None:
+        """Cache ``page`` for its table's query TTL, and at most until ``lives_until``."""
         shared = self._shared
-        expires_at = expiry(shared.clock(), shared.ttls(table_of(store_key)).query)
+        now = shared.clock()
+        expires_at = expiry(now, shared.ttls(table_of(store_key)).query)
         if expires_at is None or shared.closed:
             return
+        if lives_until is not None:
+            if lives_until <= now:
+                return
+            expires_at = min(expires_at, lives_until)
         shared.store.put(store_key, PageEntry(page, expires_at, tags, entry_size(store_key, page)))

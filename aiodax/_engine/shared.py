@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping
 from typing import Any, TypeVar
 
 from .._backend import Backend
-from .._config import CacheConfig, TTLs
+from .._config import CacheConfig, Fills, TTLs
 from .._errors import CacheClosedError
 from .._flight import Flight, Flights
 from .._rules.policy import RetryPolicy
@@ -33,6 +33,7 @@ class Shared:
     """The state every unit reads and writes; see the module docstring."""
 
     __slots__ = (
+        "_fills",
         "_ttls",
         "clock",
         "closed",
@@ -59,6 +60,7 @@ class Shared:
         self.item_flights: Flights[ItemFlightKey, Any] = Flights()
         self.page_flights: Flights[StoreKey, Any] = Flights()
         self._ttls: dict[TableToken, TTLs] = {}
+        self._fills: dict[TableToken, Fills] = {}
         self.closed = False
 
     def ttls(self, table: TableToken) -> TTLs:
@@ -66,6 +68,12 @@ class Shared:
         if found is None:
             # Table overrides name tables: an ARN's and every site's tokens share them.
             found = self._ttls[table] = self.config.ttls_for(bare_name(table))
+        return found
+
+    def fills(self, table: TableToken) -> Fills:
+        found = self._fills.get(table)
+        if found is None:
+            found = self._fills[table] = self.config.fills_for(bare_name(table))
         return found
 
     async def call(self, backend: Backend, operation: str, request: Mapping[str, Any]) -> Any:

@@ -9,7 +9,7 @@ parameter aiodax does not know makes a request uncacheable for the same reason.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
@@ -195,8 +195,11 @@ class BatchPlan:
                 return False
         return True
 
-    def request_items(self, keys: Iterable[ItemFlightKey]) -> dict[str, Any]:
-        """``RequestItems`` asking for ``keys``, with each table's projection."""
+    def request_items(
+        self, keys: Iterable[ItemFlightKey], consistent: Collection[TableToken] = ()
+    ) -> dict[str, Any]:
+        """``RequestItems`` asking for ``keys``, with each table's projection; the
+        tables in ``consistent`` read with ``ConsistentRead=True``."""
         items: dict[str, Any] = {}
         for flight_key in keys:
             table = flight_key[0]
@@ -204,6 +207,8 @@ class BatchPlan:
             spec = items.get(spelled)
             if spec is None:
                 spec = items[spelled] = self._table_spec(table)
+                if table in consistent:
+                    spec["ConsistentRead"] = True
             spec["Keys"].append(self.wanted[flight_key])
         return items
 

@@ -17,13 +17,17 @@ from .wire import ItemKey, KeyPart, canonical_key, key_part
 
 
 class KeySchema:
-    """A table's key attribute names."""
+    """A table's key attribute names, and its local secondary indexes' names."""
 
-    __slots__ = ("hash_key", "names", "range_key", "sorted_names")
+    __slots__ = ("hash_key", "local_indexes", "names", "range_key", "sorted_names")
 
-    def __init__(self, hash_key: str, range_key: str | None) -> None:
+    def __init__(
+        self, hash_key: str, range_key: str | None, local_indexes: frozenset[str] = frozenset()
+    ) -> None:
         self.hash_key = hash_key
         self.range_key = range_key
+        #: indexes DynamoDB reads consistently (a GSI it cannot)
+        self.local_indexes = local_indexes
         self.names: tuple[str, ...] = (hash_key,) if range_key is None else (hash_key, range_key)
         #: the names in the order a canonical key holds them
         self.sorted_names: tuple[str, ...] = tuple(sorted(self.names))
@@ -37,7 +41,8 @@ class KeySchema:
         elements = table["KeySchema"]
         hash_key = next(e["AttributeName"] for e in elements if e["KeyType"] == "HASH")
         range_key = next((e["AttributeName"] for e in elements if e["KeyType"] == "RANGE"), None)
-        return cls(hash_key, range_key)
+        local = frozenset(i["IndexName"] for i in table.get("LocalSecondaryIndexes") or ())
+        return cls(hash_key, range_key, local)
 
     def key_of(self, item: Mapping[str, Any]) -> ItemKey | None:
         """The canonical key of a full item, or ``None`` when it lacks a key attribute."""

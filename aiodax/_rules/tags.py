@@ -42,6 +42,11 @@ def item_tags(table: TableToken) -> Tags:
     return (table,)
 
 
+def item_scopes(table: TableToken, key: ItemKey) -> Tags:
+    """What a drop names that makes a fill of ``key``'s item stale: the item, its table."""
+    return (item_key(table, key), table)
+
+
 def page_key(table: TableToken, operation: str, fingerprint: Hashable) -> StoreKey:
     return (table, _PAGES, operation, fingerprint)
 

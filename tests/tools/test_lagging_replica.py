@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import select
 import socket
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import aioboto3
@@ -32,7 +28,6 @@ import aiodax
 from aiodax.testing import LaggingReplica, ReplicaDiverged
 from aiodax.testing.lagging import _merged, _plan, _replay_body
 from aiodax.testing.servers import HOST, client_kwargs, string_key_table
-from tests import servers
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -43,76 +38,6 @@ LONG = 60.0
 
 Item: TypeAlias = dict[str, Any]
 MakeTable: TypeAlias = Callable[[], Awaitable[str]]
-
-
-# Servers: a second instance of each, as the replica -----------------------------
-
-_MOTO_CHILD = """
-import sys
-
-from aiodax.testing.servers import moto_server
-
-with moto_server() as url:
-    print(url, flush=True)
-    sys.stdin.read()  # until the parent closes it
-"""
-
-
-@contextlib.contextmanager
-def moto_in_child_process(startup_timeout: float = 30.0) -> Iterator[str]:
-    """``aiodax.testing.servers.moto_server`` in a child process: tables of its own."""
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            [sys.executable, "-c", _MOTO_CHILD],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-        )
-        assert process.stdin is not None and process.stdout is not None
-        try:
-            ready, _, _ = select.select([process.stdout], [], [], startup_timeout)
-            url = process.stdout.readline().decode().strip() if ready else ""
-            if not url.startswith(f"http://{HOST}:"):
-                log.seek(0)
-                raise RuntimeError(f"moto's child did not start:\n{log.read().decode()}")
-            yield url
-        finally:
-            process.stdin.close()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            process.stdout.close()
-
-
-@pytest.fixture(scope="session")
-def moto_replica_endpoint() -> Iterator[str]:
-    with moto_in_child_process() as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-def dynamodb_local_replica_endpoint() -> Iterator[str]:
-    with contextlib.ExitStack() as stack:
-        try:
-            url = stack.enter_context(servers.dynamodb_local())
-        except servers.ServerUnavailable as exc:
-            servers.require(exc.reason)
-        yield url
-
-
-_PAIRS = {
-    "moto": ("moto_endpoint", "moto_replica_endpoint"),
-    "dynamodb-local": ("dynamodb_local_endpoint", "dynamodb_local_replica_endpoint"),
-}
-
-
-@pytest.fixture(params=["moto", pytest.param("dynamodb-local", marks=pytest.mark.dynamodb_local)])
-def upstreams(request: pytest.FixtureRequest) -> tuple[str, str]:
-    """(primary, replica): two instances of each server in turn."""
-    primary, replica = _PAIRS[request.param]
-    return request.getfixturevalue(primary), request.getfixturevalue(replica)
 
 
 @pytest.fixture
@@ -893,13 +818,13 @@ def test_statements_that_failed_on_the_primary_are_not_replayed() -> None:
 async def test_a_cache_fill_right_after_a_write_reads_the_replicas_old_page(
     proxy: LaggingReplica, client: DynamoDBClient, make_table: MakeTable
 ) -> None:
-    """What the tool exists to show: today's defect shape, reproduced on local servers.
+    """What the tool exists to show, reproduced on local servers: an eventual fill.
 
-    A write through the cache drops the partition's cached Query page; the next Query is
-    a miss that aiodax fills with an eventually consistent read, which the replica
-    answers with the page from before the write, and the cache keeps that page after
-    the replica caught up.  When aiodax fences fills after writes (consistent reads for
-    a while after a drop), this is the test to turn around.
+    With ``fill_consistency="eventual"`` (DAX's behaviour), a write through the cache
+    drops the partition's cached Query page; the next Query is a miss filled with an
+    eventually consistent read, which the replica answers with the page from before
+    the write, and the cache keeps that page after the replica caught up.  aiodax's
+    default fences such fills (``tests/integration/test_fences.py``).
     """
     table = await make_table()
     partition: dict[str, Any] = {
@@ -907,7 +832,7 @@ async def test_a_cache_fill_right_after_a_write_reads_the_replicas_old_page(
         "KeyConditionExpression": "pk = :p",
         "ExpressionAttributeValues": {":p": {"S": "p"}},
     }
-    async with aiodax.Cache() as cache:
+    async with aiodax.Cache(fill_consistency="eventual") as cache:
         cached = cache.wrap(client)
         await cached.put_item(TableName=table, Item=item("old"))
         await catch_up(proxy)

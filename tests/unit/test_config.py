@@ -34,8 +34,9 @@ def test_cache_rejects_ttl_that_is_not_a_number(name: str, value: Any) -> None:
 @pytest.mark.parametrize("name", TTL_NAMES)
 @pytest.mark.parametrize("value", [-1, math.nan])
 def test_table_config_rejects_bad_ttl_value(name: str, value: float) -> None:
+    overrides: dict[str, Any] = {name: value}
     with pytest.raises(ConfigurationError, match=name):
-        TableConfig(**{name: value})
+        TableConfig(**overrides)
 
 
 @pytest.mark.parametrize("name", TTL_NAMES)
@@ -173,3 +174,39 @@ def test_table_config_defaults_inherit() -> None:
 def test_config_objects_are_frozen(obj: Any, field: str) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(obj, field, 1)
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"fill_consistency": "sometimes"}, ConfigurationError),
+        ({"fill_consistency": None}, ConfigurationError),
+        ({"fence": -1}, ConfigurationError),
+        ({"fence": math.inf}, ConfigurationError),
+        ({"fence": math.nan}, ConfigurationError),
+        ({"fence": "2"}, ConfigurationTypeError),
+        ({"fence": True}, ConfigurationTypeError),
+    ],
+)
+def test_fill_options_are_validated(options: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error, match=next(iter(options))):
+        aiodax.Cache(**options)
+    with pytest.raises(error, match=next(iter(options))):
+        TableConfig(**options)
+
+
+def test_fill_options_default_to_a_two_second_fence_and_apply_per_table() -> None:
+    cache = aiodax.Cache(
+        fence=1.5,
+        tables={
+            "strong": TableConfig(fill_consistency="strong"),
+            "unfenced": TableConfig(fence=0),
+        },
+    )
+    assert aiodax.Cache().config.fills_for("t").fence == 2.0
+    assert cache.config.fills_for("other").fence == 1.5
+    assert cache.config.fills_for("strong").consistency == "strong"
+    assert cache.config.fills_for("strong").fence == 1.5
+    assert not cache.config.fills_for("unfenced").fences
+    assert cache.config.longest_fence == 1.5
+    assert aiodax.Cache(fill_consistency="eventual").config.longest_fence == 0.0

@@ -476,3 +476,56 @@ def test_an_unkeyed_write_by_arn_overlaps_a_keyed_write_by_name() -> None:
     assert guards.finish(keyed_write) == {("t", A)}
     guards.finish(unkeyed_write)
     assert guards.writes_in_flight == 0
+
+
+# ------------------------------------------------------------------ fences
+
+
+def test_a_drop_fences_its_scopes_until_its_deadline() -> None:
+    clock = FakeClock()
+    guards = WriteGuards(clock)
+    guards.dropped((ITEM_A,), fenced_until=clock.now + 2)
+    assert guards.fenced((ITEM_A, "t"))
+    assert not guards.fenced((ITEM_B, "t"))
+    assert guards.fence_end((ITEM_A,)) == clock.now + 2
+    clock.advance(2)
+    assert not guards.fenced((ITEM_A,))
+    assert guards.fence_end((ITEM_A,)) is None
+
+
+def test_a_drop_without_a_fence_fences_nothing() -> None:
+    guards = WriteGuards(FakeClock())
+    guards.dropped((ITEM_A,))
+    assert not guards.fenced((ITEM_A,))
+    assert guards.fence_end((ITEM_A,)) is None
+
+
+def test_a_fence_of_everything_covers_every_scope() -> None:
+    clock = FakeClock()
+    guards = WriteGuards(clock)
+    guards.dropped((EVERYTHING,), fenced_until=clock.now + 1)
+    assert guards.fenced((ITEM_B,))
+    assert guards.fence_end((ITEM_B,)) == clock.now + 1
+
+
+def test_fences_stay_bounded_and_only_ever_widen() -> None:
+    clock = FakeClock()
+    guards = WriteGuards(clock)
+    for n in range(3 * HOLD_LIMIT):
+        guards.dropped((("t", "pk", "S", str(n)),), fenced_until=clock.now + 5)
+    assert guards.fenced_scopes <= HOLD_LIMIT + 1
+    assert guards.fenced((("t", "pk", "S", "never dropped"),))  # past the bound: all
+    clock.advance(5)
+    assert not guards.fenced((ITEM_A,))
+
+
+def test_expired_fences_are_forgotten_as_new_ones_come() -> None:
+    clock = FakeClock()
+    guards = WriteGuards(clock)
+    for n in range(HOLD_LIMIT):
+        guards.dropped((("t", "pk", "S", str(n)),), fenced_until=clock.now + 1)
+        clock.advance(0.01)
+    clock.advance(1)
+    guards.dropped((ITEM_A,), fenced_until=clock.now + 1)
+    assert guards.fenced_scopes < HOLD_LIMIT // 2 + 1
+    assert not guards.fenced((ITEM_B,))

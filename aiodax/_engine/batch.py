@@ -9,16 +9,18 @@ for keys DynamoDB kept refusing after the retries, in the caller's own form.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from .._backend import Backend
 from .._flight import Flight
+from .._rules.failures import Sent
 from .._rules.reads import BatchPlan, ItemFlightKey, plan_batch_get
 from .._rules.responses import HIT_METADATA, MISS_METADATA
 from .._rules.tables import spelled_name
 from .._rules.wire import WireItem, thaw
 from .items import ItemReads
-from .loader import ItemResult, Loader, item_flight_scopes
+from .loader import ItemResult, Loader, batch_request, item_flight_scopes
 from .shared import Shared
 from .views import View, batch_response_in_view, item_copies
 
@@ -67,12 +69,19 @@ class BatchReads:
     async def _gather(
         self, backend: Backend, plan: BatchPlan
     ) -> tuple[dict[ItemFlightKey, ItemResult], bool, dict[str, float]]:
-        """Every key's result: hits, joined flights, one load for the rest."""
+        """Every key's result: hits, joined flights, one load for the rest.
+
+        A joined flight that failed for reasons of its own request (see
+        ``Loader.is_shared``) costs its keys one BatchGetItem of this caller's own.
+        """
         shared = self._shared
         stats = shared.stats
         flights = shared.item_flights
+        loader = self._loader
         results: dict[ItemFlightKey, ItemResult] = {}
-        waiting: dict[Flight[ItemFlightKey, Any], None] = {}
+        #: each joined flight: what it sends, and the keys this batch wants of it
+        joined: dict[Flight[ItemFlightKey, Any], tuple[Callable[[], Sent], list[ItemFlightKey]]]
+        joined = {}
         to_load: list[ItemFlightKey] = []
         for flight_key in plan.keys:
             found = self._items.lookup(*flight_key)
@@ -85,25 +94,46 @@ class BatchReads:
             flight = flights.get(flight_key)
             if flight is not None:
                 stats.coalesced += 1
-                waiting[flight] = None
+                if flight not in joined:
+                    joined[flight] = (loader.sent_by(flight), [])
+                joined[flight][1].append(flight_key)
             else:
                 to_load.append(flight_key)
         consumed: dict[str, float] = {}
+        waiting = list(joined)
+        own = None
         if to_load:
             load_keys = tuple(to_load)
 
             async def fetch() -> dict[ItemFlightKey, ItemResult]:
-                return await self._loader.batch(backend, plan, load_keys, consumed)
+                return await loader.batch(backend, plan, load_keys, consumed)
 
-            flight = self._loader.start(
-                flights, load_keys, fetch, self._items.keep, item_flight_scopes
+            own = loader.start(
+                flights,
+                load_keys,
+                fetch,
+                self._items.keep,
+                item_flight_scopes,
+                lambda: ("batch_get_item", batch_request(plan, load_keys)),
             )
-            waiting[flight] = None
-        if waiting:
-            for flight_key, result in (await shared.wait(flights, waiting)).items():
-                if flight_key in plan.wanted:
-                    results[flight_key] = result
-        return results, bool(to_load), consumed
+            waiting.insert(0, own)
+        if not waiting:
+            return results, False, consumed
+        loaded, failed = await loader.settle(flights, waiting, own=own)
+        resend: list[ItemFlightKey] = []
+        for flight, error in failed:
+            sent, keys = joined[flight]
+            own_request = ("batch_get_item", batch_request(plan, keys))
+            if error is not None and loader.is_shared(error, sent, own_request):
+                raise error
+            resend.extend(keys)
+        if resend:
+            shared.check_open()
+            loaded.update(await loader.batch(backend, plan, tuple(resend), consumed))
+        for flight_key, result in loaded.items():
+            if flight_key in plan.wanted:
+                results[flight_key] = result
+        return results, bool(to_load or resend), consumed
 
     def _responses(
         self, plan: BatchPlan, results: dict[ItemFlightKey, ItemResult], view: View | None

@@ -9,9 +9,11 @@ is a variant of its own, stored beside it.  A missing item is cached too (a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from .._backend import Backend
+from .._rules.failures import Sent
 from .._rules.policy import expiry
 from .._rules.projection import Projection, project, top_level_names
 from .._rules.reads import GetPlan, ItemFlightKey, plan_get
@@ -95,11 +97,12 @@ class ItemReads:
         shared.sites.note(plan.table)
         shared.stats.item_misses += 1
         flight_key = plan.flight_key
+        send = plan.send
+        loader = self._loader
         flight = shared.item_flights.get(flight_key)
         leader = flight is None
+        sent: Callable[[], Sent] | None = None
         if flight is None:
-            send = plan.send
-            loader = self._loader
 
             async def fetch() -> dict[ItemFlightKey, ItemResult]:
                 request = send
@@ -108,12 +111,25 @@ class ItemReads:
                 answer = await loader.send(backend, "get_item", request)
                 return {flight_key: ItemResult(freeze(answer.get("Item")), answer)}
 
-            flight = self._loader.start(
-                shared.item_flights, (flight_key,), fetch, self.keep, item_flight_scopes
+            flight = loader.start(
+                shared.item_flights,
+                (flight_key,),
+                fetch,
+                self.keep,
+                item_flight_scopes,
+                lambda: ("get_item", send),
             )
         else:
             shared.stats.coalesced += 1
-        result: ItemResult = (await shared.wait(shared.item_flights, (flight,)))[flight_key]
+            sent = loader.sent_by(flight)
+        try:
+            result: ItemResult = (await shared.wait(shared.item_flights, (flight,)))[flight_key]
+        except Exception as error:
+            if sent is None or loader.is_shared(error, sent, ("get_item", send)):
+                raise  # the leader's own error, or one every caller meets
+            # The joined request failed for reasons of its own: this one is sent as
+            # it came, as it would have been without the cache.
+            return get_response_in_view(await shared.call(backend, "get_item", request), view)
         if result.unprocessed:
             # Joined a BatchGetItem that DynamoDB kept refusing this key: GetItem
             # has no "unprocessed", so ask for the item on the caller's behalf.

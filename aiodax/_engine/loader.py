@@ -6,17 +6,35 @@ and goes out through the ``SharedTier`` (``_tiers``), which a single process's
 cache sends straight to DynamoDB.  What the flight brings is stored in the same
 step as it arrives, key by key, where the write guards allow it: not after a drop
 of any scope the entry is filed under, and never once the cache is closed.
+
+A flight's failure reaches the callers who joined it only when it would have been
+theirs too (``_rules.failures``): each flight remembers what it sent, and a joiner
+whose own request differs and whose leader's request failed for reasons of its
+own sends its own request, once, uncoalesced (``is_shared``, ``settle``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+from botocore.exceptions import (
+    BotoCoreError,
+    CapacityNotAvailableError,
+    ChecksumError,
+    ClientError,
+    FlexibleChecksumError,
+    HTTPClientError,
+    IncompleteReadError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
 from .._backend import Backend
+from .._errors import CacheClosedError
 from .._flight import Flight, Flights
+from .._rules.failures import Failure, Sent, failure_is_shared
 from .._rules.reads import BatchPlan, ItemFlightKey
 from .._rules.tables import TableToken
 from .._rules.tags import Tags, item_scopes
@@ -43,6 +61,30 @@ class ItemResult:
 
 UNPROCESSED: Final = ItemResult(None, unprocessed=True)
 
+#: botocore's errors that come after the request went out: no (whole) answer
+#: arrived, which says nothing about the request itself.
+_NO_ANSWER: Final = (
+    BotoConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
+    ChecksumError,
+    FlexibleChecksumError,
+    CapacityNotAvailableError,
+)
+
+
+def failure_of(error: BaseException) -> Failure:
+    """What ``error`` tells about whose failure it is (see ``_rules.failures``)."""
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return Failure(
+            code if isinstance(code, str) else None, status if isinstance(status, int) else None
+        )
+    if isinstance(error, BotoCoreError) and not isinstance(error, _NO_ANSWER):
+        return Failure(refused=True)  # parameters, credentials, configuration: never sent
+    return Failure()
+
 
 def item_flight_scopes(flight_key: ItemFlightKey) -> Tags:
     """What a drop names that makes a fill of ``flight_key`` stale (``_rules.tags``)."""
@@ -52,11 +94,13 @@ def item_flight_scopes(flight_key: ItemFlightKey) -> Tags:
 class Loader:
     """Starts the flights of misses and sends them; see the module docstring."""
 
-    __slots__ = ("_shared", "_tier")
+    __slots__ = ("_sent", "_shared", "_tier")
 
     def __init__(self, shared: Shared, tier: SharedTier) -> None:
         self._shared = shared
         self._tier = tier
+        #: what each flight in progress sends, built only when a joiner needs it
+        self._sent: dict[Flight[Any, Any], Callable[[], Sent]] = {}
 
     def start(
         self,
@@ -65,10 +109,15 @@ class Loader:
         fetch: Callable[[], Awaitable[Mapping[K, V]]],
         keep: Callable[[K, V], None],
         scopes: Callable[[K], Iterable[Hashable]],
+        sent: Callable[[], Sent],
         *,
         tags: tuple[Hashable, ...] = (),
     ) -> Flight[K, V]:
-        """A flight loading ``keys`` with ``fetch``; ``keep`` stores each key's result."""
+        """A flight loading ``keys`` with ``fetch``; ``keep`` stores each key's result.
+
+        ``sent`` says what ``fetch`` sends (its first request), for the callers
+        who join the flight and must tell whether its failure is theirs.
+        """
         shared = self._shared
         guards = shared.guards
 
@@ -86,7 +135,58 @@ class Loader:
             finally:
                 guards.close_fill(generation)
 
-        return flights.start(keys, load, tags=tags)
+        flight = flights.start(keys, load, tags=tags)
+        sending = self._sent
+        sending[flight] = sent
+        flight.task.add_done_callback(lambda _: sending.pop(flight, None))
+        return flight
+
+    def sent_by(self, flight: Flight[Any, Any]) -> Callable[[], Sent]:
+        """What ``flight`` sends; asked when joining it, while it is in flight."""
+        return self._sent[flight]
+
+    def is_shared(self, error: Exception, sent: Callable[[], Sent], own: Sent) -> bool:
+        """Whether a joiner whose request is ``own`` gets ``error``, its flight's failure.
+
+        ``False``: the joined flight's request failed for reasons of its own, and
+        the joiner sends ``own`` instead (once, uncoalesced: what it would have
+        sent without the cache).  A closed cache is every caller's.
+        """
+        if isinstance(error, CacheClosedError):
+            return True
+        return failure_is_shared(failure_of(error), sent(), own)
+
+    async def settle(
+        self,
+        flights: Flights[K, V],
+        waiting: Sequence[Flight[K, V]],
+        *,
+        own: Flight[K, V] | None = None,
+    ) -> tuple[dict[K, V], list[tuple[Flight[K, V], Exception | None]]]:
+        """Every flight's results, and each other flight that failed with its error.
+
+        ``own``, the caller's own flight, comes first in ``waiting``: its failure
+        is the caller's and raised at once.  ``Flights.wait`` leaves every flight
+        at the first failure, so the others are joined again: one failure costs
+        nothing the others bring.  A flight cancelled meanwhile because this
+        caller was its last is failed with ``None``: nothing of it arrives.  A
+        closed cache, or the caller's own cancellation, raises.
+        """
+        results: dict[K, V] = {}
+        failed: list[tuple[Flight[K, V], Exception | None]] = []
+        pending = list(waiting)
+        while pending:
+            try:
+                results.update(await self._shared.wait(flights, pending))
+                break
+            except CacheClosedError:
+                raise
+            except Exception:
+                if own is not None and _has_failed(own):
+                    raise
+            # The loop ends: the flight that raised is done, so fewer remain.
+            pending = _sort_out(pending, results, failed)
+        return results, failed
 
     def consistent(self, table: TableToken, scopes: Iterable[Hashable]) -> bool:
         """Whether a fill of ``table`` filed under ``scopes``, going out now, reads with
@@ -129,10 +229,7 @@ class Loader:
             consistent = {
                 key[0] for key in remaining if self.consistent(key[0], item_flight_scopes(key))
             }
-            send: dict[str, Any] = {
-                "RequestItems": plan.request_items(remaining, consistent),
-                "ReturnConsumedCapacity": "TOTAL",
-            }
+            send = batch_request(plan, remaining, consistent)
             answer = await self.send(backend, "batch_get_item", send)
             for capacity in answer.get("ConsumedCapacity") or ():
                 table = capacity.get("TableName")
@@ -157,3 +254,44 @@ class Loader:
                     break
                 await asyncio.sleep(delay)
         return results
+
+
+def batch_request(
+    plan: BatchPlan, keys: Iterable[ItemFlightKey], consistent: Collection[TableToken] = ()
+) -> dict[str, Any]:
+    """The BatchGetItem a load of ``keys`` sends (its capacity counted, for the caller);
+    the tables in ``consistent`` read with ``ConsistentRead=True`` (a fence)."""
+    return {
+        "RequestItems": plan.request_items(keys, consistent),
+        "ReturnConsumedCapacity": "TOTAL",
+    }
+
+
+def _has_failed(flight: Flight[Any, Any]) -> bool:
+    task = flight.task
+    return task.done() and not task.cancelled() and task.exception() is not None
+
+
+def _sort_out(
+    pending: list[Flight[K, V]],
+    results: dict[K, V],
+    failed: list[tuple[Flight[K, V], Exception | None]],
+) -> list[Flight[K, V]]:
+    """Take the results and failures of the done flights; the others, to join again."""
+    rest = []
+    for flight in pending:
+        task = flight.task
+        if not task.done():
+            if task.cancelling():  # this caller was its last: it will bring nothing
+                failed.append((flight, None))
+            else:
+                rest.append(flight)
+        elif task.cancelled():
+            failed.append((flight, None))
+        elif (error := task.exception()) is None:
+            results.update(task.result())
+        elif isinstance(error, Exception):
+            failed.append((flight, error))
+        else:
+            raise error
+    return rest

@@ -9,9 +9,11 @@ once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .._backend import Backend
+from .._rules.failures import Sent
 from .._rules.policy import expiry
 from .._rules.reads import PagePlan, plan_page
 from .._rules.responses import (
@@ -77,11 +79,19 @@ class PageReads:
         tags, readable_consistently = await self._classify(backend, plan)
         flight = shared.page_flights.get(plan.store_key)
         leader = flight is None
+        sent: Callable[[], Sent] | None = None
         if flight is None:
             flight = self._start(backend, plan, tags, readable_consistently)
         else:
             stats.coalesced += 1
-        page, answer = (await shared.wait(shared.page_flights, (flight,)))[plan.store_key]
+            sent = self._loader.sent_by(flight)
+        try:
+            page, answer = (await shared.wait(shared.page_flights, (flight,)))[plan.store_key]
+        except Exception as error:
+            # A joined request differs from this one in ReturnConsumedCapacity at most.
+            if sent is None or self._loader.is_shared(error, sent, (operation, plan.send)):
+                raise  # the leader's own error, or one every caller meets
+            return response_in_view(await shared.call(backend, operation, request), view)
         if view is None:
             response = thaw_page(page)
         else:
@@ -138,6 +148,7 @@ class PageReads:
             fetch,
             keep,
             lambda key: scopes,
+            lambda: (operation, send),
             tags=tags,
         )
 

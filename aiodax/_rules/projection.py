@@ -4,89 +4,233 @@ A read's projection (``ProjectionExpression`` with its names, or the legacy
 ``AttributesToGet``) is read into one canonical form, so that two spellings of the
 same projection share a cache entry; a fingerprint is the hashable, type-exact
 form of a whole Query or Scan request, the key of its cached page.
+
+A projection is read as DynamoDB reads it, and one DynamoDB would refuse is not
+read at all: a cached item must never answer a request DynamoDB answers with
+``ValidationException`` (see ``projection_of`` for what is checked).  What this
+module does not know to be valid is refused too, at the cost of a hit.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any, Literal, TypeAlias
+from itertools import pairwise
+from typing import Any, Final, Literal, TypeAlias, TypeGuard
 
+from .reserved import RESERVED_WORDS
 from .wire import WireItem
 
 #: One canonical projection: sorted, placeholder-free document paths.
 Projection: TypeAlias = tuple[str, ...]
+#: A document path's elements: attribute names and list indexes.
+Path: TypeAlias = tuple[str | int, ...]
+
+#: DynamoDB's limits on a projection, each past which it answers ValidationException.
+MAX_EXPRESSION_LENGTH: Final = 4096  # "Expression size has exceeded the maximum allowed size"
+MAX_DEPTH: Final = 32  # "The document path has too many nesting levels"
+MAX_INDEX: Final = 2**31 - 1  # "List index is not within the allowable range"
+MAX_NAME_BYTES: Final = 65535  # "Attribute name is too large, must be less than 65536 bytes"
+MAX_PLACEHOLDER_LENGTH: Final = 255  # "a key that is too long"
+#: "The maximum length of all substitution variables in an expression is 2 MB";
+#: placeholders are counted with their names, which can only refuse more.
+MAX_SUBSTITUTION_BYTES: Final = 2 * 1024 * 1024
+
+#: The white space DynamoDB skips between tokens (not \f, \v, U+00A0 or other Unicode spaces).
+_SPACE: Final = frozenset(" \t\n\r")
+#: An attribute name spelled in an expression starts with an ASCII letter.
+_NAME_START: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_NAME_CHARS: Final = _NAME_START | frozenset("0123456789_")
+_DIGITS: Final = frozenset("0123456789")
+_PLACEHOLDER: Final = re.compile(r"#[A-Za-z0-9_]+")
 
 
 def projection_of(request: Mapping[str, Any]) -> Projection | Literal[False] | None:
     """The canonical projection of a read request.
 
-    ``None`` = the whole item; ``False`` = a projection aiodax cannot read, which
-    the caller then sends uncached so that DynamoDB judges it.
+    ``None`` = the whole item; ``False`` = a projection DynamoDB would refuse, or
+    that aiodax cannot read, which the caller then sends uncached so that DynamoDB
+    judges it.  Checked as DynamoDB (and DynamoDB Local) checks it:
+
+    - ``ProjectionExpression``: not empty, at most 4 KB; comma-separated document
+      paths of names (an ASCII letter, then letters, digits, ``_``; no reserved
+      word, in any case), ``#placeholders`` and list indexes (``[0]``, no sign or
+      leading zero, below 2**31), at most 32 levels deep, white space only
+      between tokens; no two paths overlapping (``a, a``, ``a, a.b``) or
+      conflicting (``a.b, a[0]``);
+    - ``ExpressionAttributeNames``: only beside an expression, not empty, each
+      key a ``#placeholder`` the expression uses, each name non-empty and below
+      64 KB;
+    - ``AttributesToGet``: not beside an expression or names, non-empty strings,
+      none twice.
     """
-    expression = request.get("ProjectionExpression")
-    legacy = request.get("AttributesToGet")
-    if expression is None and legacy is None:
-        return False if "ExpressionAttributeNames" in request else None
-    if expression is not None and legacy is not None:
+    if "ProjectionExpression" in request:
+        if "AttributesToGet" in request:
+            return False
+        return _expression(request["ProjectionExpression"], request)
+    if "ExpressionAttributeNames" in request:
+        return False  # names without an expression to use them
+    if "AttributesToGet" in request:
+        return _attributes_to_get(request["AttributesToGet"])
+    return None
+
+
+def _attributes_to_get(names: object) -> Projection | Literal[False]:
+    if not isinstance(names, list | tuple) or not names:
         return False
-    if legacy is not None:
-        if not isinstance(legacy, list | tuple) or not legacy:
+    seen: set[str] = set()
+    for name in names:
+        if type(name) is not str or not name or name in seen:
+            return False  # DynamoDB: "Cannot have two attributes with the same name"
+        if _utf8_length(name) > MAX_NAME_BYTES:
             return False
-        if not all(isinstance(name, str) and name for name in legacy):
-            return False
-        return tuple(sorted({_path_text((name,)) for name in legacy}))
+        seen.add(name)
+    return tuple(sorted(_path_text((name,)) for name in names))
+
+
+def _expression(expression: object, request: Mapping[str, Any]) -> Projection | Literal[False]:
+    if type(expression) is not str or len(expression) > MAX_EXPRESSION_LENGTH:
+        return False
     names = request.get("ExpressionAttributeNames")
-    if names is not None and (not isinstance(names, Mapping) or not names):
-        return False
-    if not isinstance(expression, str):
-        return False
-    names = names or {}
-    used: set[str] = set()
-    paths = []
-    for raw_path in expression.split(","):
-        path = _parse_path(raw_path.strip(), names, used)
-        if path is None:
+    if names is None:
+        if "ExpressionAttributeNames" in request:
             return False
-        paths.append(_path_text(path))
-    if used != set(names):
-        return False  # DynamoDB rejects unused names; let it say so
-    return tuple(sorted(set(paths)))
+        names = {}
+    elif not _valid_names(names):
+        return False
+    used: set[str] = set()
+    paths = _parse(expression, names, used)
+    if paths is None or used != names.keys() or not _disjoint(paths):
+        return False  # DynamoDB refuses unused names too
+    return tuple(sorted(_path_text(path) for path in paths))
 
 
-def _parse_path(
-    text: str, names: Mapping[str, Any], used: set[str]
-) -> tuple[str | int, ...] | None:
-    if not text:
-        return None
-    elements: list[str | int] = []
-    for dotted in text.split("."):
-        head, bracket, rest = dotted.partition("[")
-        head = head.strip()
-        if head.startswith("#"):
-            resolved = names.get(head)
-            if not isinstance(resolved, str):
-                return None
-            used.add(head)
-            head = resolved
-        elif not head.replace("_", "a").isalnum():
+def _valid_names(names: object) -> TypeGuard[dict[str, str]]:
+    if not isinstance(names, dict) or not names:
+        return False
+    size = 0
+    for placeholder, name in names.items():
+        if type(placeholder) is not str or len(placeholder) > MAX_PLACEHOLDER_LENGTH:
+            return False
+        if _PLACEHOLDER.fullmatch(placeholder) is None:
+            return False
+        if type(name) is not str or not name:
+            return False
+        length = _utf8_length(name)
+        if length > MAX_NAME_BYTES:
+            return False
+        size += len(placeholder) + length
+    return size <= MAX_SUBSTITUTION_BYTES
+
+
+def _utf8_length(text: str) -> int:
+    try:
+        return len(text.encode())
+    except UnicodeEncodeError:  # a lone surrogate: no name DynamoDB could hold
+        return MAX_NAME_BYTES + 1
+
+
+def _parse(text: str, names: Mapping[str, str], used: set[str]) -> list[Path] | None:
+    """The document paths of an expression, or ``None``: a syntax DynamoDB refuses."""
+    paths: list[Path] = []
+    end = len(text)
+    at = _skip_space(text, 0)
+    while True:
+        element, at = _element(text, at, names, used)
+        if element is None:
             return None
-        elements.append(head)
-        while bracket:
-            index, closing, rest = rest.partition("]")
-            index = index.strip()
-            if not closing or not (index.isascii() and index.isdigit()):
-                return None
-            elements.append(int(index))
-            rest = rest.strip()
-            if not rest:
+        path: list[str | int] = [element]
+        while True:
+            at = _skip_space(text, at)
+            char = text[at] if at < end else ""
+            if char == "[":
+                index, at = _index(text, _skip_space(text, at + 1))
+                if index is None:
+                    return None
+                path.append(index)
+            elif char == ".":
+                element, at = _element(text, _skip_space(text, at + 1), names, used)
+                if element is None:
+                    return None
+                path.append(element)
+            else:
                 break
-            if not rest.startswith("["):
+            if len(path) > MAX_DEPTH:
                 return None
-            rest = rest[1:]
-    return tuple(elements)
+        paths.append(tuple(path))
+        if at == end:
+            return paths
+        if text[at] != ",":
+            return None
+        at = _skip_space(text, at + 1)
 
 
-def _path_text(path: tuple[str | int, ...]) -> str:
+def _skip_space(text: str, at: int) -> int:
+    end = len(text)
+    while at < end and text[at] in _SPACE:
+        at += 1
+    return at
+
+
+def _element(
+    text: str, at: int, names: Mapping[str, str], used: set[str]
+) -> tuple[str | None, int]:
+    """The attribute name at ``at`` (a placeholder resolved), and where it ends."""
+    end = len(text)
+    start = at
+    placeholder = at < end and text[at] == "#"
+    if placeholder:
+        at += 1
+    elif not (at < end and text[at] in _NAME_START):
+        return None, at
+    while at < end and text[at] in _NAME_CHARS:
+        at += 1
+    token = text[start:at]
+    if placeholder:
+        name = names.get(token)
+        if name is None:
+            return None, at  # DynamoDB: "An expression attribute name ... is not defined"
+        used.add(token)
+        return name, at
+    if token.upper() in RESERVED_WORDS:
+        return None, at
+    return token, at
+
+
+def _index(text: str, at: int) -> tuple[int | None, int]:
+    """The list index at ``at`` (after ``[``), and where its ``]`` ends."""
+    end = len(text)
+    start = at
+    while at < end and text[at] in _DIGITS:
+        at += 1
+    digits = text[start:at]
+    at = _skip_space(text, at)
+    if not digits or (digits[0] == "0" and len(digits) > 1) or not (at < end and text[at] == "]"):
+        return None, at
+    if len(digits) > len(str(MAX_INDEX)) or int(digits) > MAX_INDEX:
+        return None, at
+    return int(digits), at + 1
+
+
+def _disjoint(paths: list[Path]) -> bool:
+    """No path is another's prefix (they overlap) or takes it as a map and a list (conflict).
+
+    Sorted with names before indexes, paths sharing a prefix are neighbours, so
+    comparing neighbours finds every overlap and conflict.
+    """
+    ordered = sorted(paths, key=lambda path: tuple((type(e) is int, e) for e in path))
+    for one, other in pairwise(ordered):
+        for mine, theirs in zip(one, other, strict=False):
+            if type(mine) is not type(theirs):
+                return False
+            if mine != theirs:
+                break
+        else:
+            return False
+    return True
+
+
+def _path_text(path: Path) -> str:
     # Escaping keeps ``a.b`` (a nested path) apart from an attribute named "a.b".
     return "".join(
         f"[{element}]"

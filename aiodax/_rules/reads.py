@@ -5,6 +5,14 @@
 request goes to DynamoDB uncached, so that DynamoDB judges what aiodax does not
 understand, and ``ConsistentRead`` reads are never answered from the cache.  A
 parameter aiodax does not know makes a request uncacheable for the same reason.
+
+A cached answer must not depend on what is cached: a request DynamoDB would
+refuse gets a plan of none, so it is refused whether its item is cached or not.
+Every parameter a hit answers without DynamoDB is checked here as DynamoDB checks
+it (the projection in ``projection.projection_of``, ``ReturnConsumedCapacity``,
+``ConsistentRead``, parameters given as ``None``, which botocore refuses); a page
+is keyed by every other parameter of its request, so only a request DynamoDB
+took once finds it.
 """
 
 from __future__ import annotations
@@ -66,6 +74,22 @@ _PARAMS: Final = {
     "scan": _PAGE_PARAMS | {"ScanFilter", "TotalSegments", "Segment"},
 }
 BATCH_GET_LIMIT: Final = 100
+#: ``ReturnConsumedCapacity``'s values.  DynamoDB's API refuses any other spelling
+#: (``"total"`` too, as moto does; DynamoDB Local takes any case): those go out.
+CAPACITY_VALUES: Final = frozenset({"INDEXES", "TOTAL", "NONE"})
+
+
+def _valid_common(request: Mapping[str, Any]) -> bool:
+    """What every cacheable read asks of ``ConsistentRead`` and ``ReturnConsumedCapacity``.
+
+    ``ConsistentRead``: absent or ``False`` (``True`` is never answered from the
+    cache; anything else botocore refuses).  No parameter is ``None``: botocore
+    refuses that too, and ``request.get`` would take it for an absent one.
+    """
+    if request.get("ConsistentRead", False) is not False or None in request.values():
+        return False
+    capacity = request.get("ReturnConsumedCapacity", "NONE")
+    return type(capacity) is str and capacity in CAPACITY_VALUES
 
 
 def _without_consistent_read(request: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,7 +117,7 @@ def plan_get(request: Mapping[str, Any], site: int = FIRST_SITE) -> GetPlan | No
     spelled = request.get("TableName")
     if type(spelled) is not str or not spelled:
         return None
-    if request.get("ConsistentRead") or not GET_ITEM_PARAMS.issuperset(request):
+    if not GET_ITEM_PARAMS.issuperset(request) or not _valid_common(request):
         return None
     key = canonical_key(request.get("Key"))
     projection = projection_of(request)
@@ -134,7 +158,7 @@ def plan_page(
     if type(spelled) is not str or not spelled:
         return None
     table = table_token(spelled, site)
-    if request.get("ConsistentRead") or not _PARAMS[operation].issuperset(request):
+    if not _PARAMS[operation].issuperset(request) or not _valid_common(request):
         return None
     try:
         store_key = page_key(
@@ -278,6 +302,8 @@ def plan_batch_get(request: Mapping[str, Any], site: int = FIRST_SITE) -> BatchP
         return None
     if not {"RequestItems", "ReturnConsumedCapacity"}.issuperset(request):
         return None
+    if not _valid_common(request):
+        return None
     plan = BatchPlan(wants_capacity(request), site)
     for table, spec in request_items.items():
         if not _plan_batch_table(plan, table, spec):
@@ -291,7 +317,7 @@ def _plan_batch_table(plan: BatchPlan, spelled: object, spec: object) -> bool:
     if type(spelled) is not str or not spelled or not isinstance(spec, dict):
         return False
     table = table_token(spelled, plan.site)
-    if not _BATCH_TABLE_PARAMS.issuperset(spec) or spec.get("ConsistentRead"):
+    if not _BATCH_TABLE_PARAMS.issuperset(spec) or not _valid_common(spec):
         return False
     keys = spec.get("Keys")
     if not isinstance(keys, list) or not keys:

@@ -110,12 +110,12 @@ def test_a_projection_expression_is_read_into_sorted_placeholder_free_paths() ->
     plan = plan_get(
         {
             **GET,
-            "ProjectionExpression": "#b, a.c[1], a",
+            "ProjectionExpression": "#b, a.c[1], d",
             "ExpressionAttributeNames": {"#b": "b"},
         }
     )
     assert plan is not None
-    assert plan.projection == (".a", ".a.c[1]", ".b")
+    assert plan.projection == (".a.c[1]", ".b", ".d")
 
 
 def test_legacy_attributes_to_get_and_the_same_projection_expression_share_a_flight() -> None:
@@ -483,3 +483,186 @@ def test_a_batch_get_projecting_a_key_attribute_and_a_nested_path_is_cacheable()
     )
     assert plan is not None
     assert plan.added_names == {"t": ()}
+
+
+# ------------------------------------------- validated as DynamoDB validates
+
+#: Spellings DynamoDB takes, each with the canonical projection it reads into.
+VALID_PROJECTIONS: list[tuple[dict[str, Any], tuple[str, ...] | None]] = [
+    ({"ProjectionExpression": "v"}, (".v",)),
+    ({"ProjectionExpression": "V"}, (".V",)),
+    ({"ProjectionExpression": "v, V"}, (".V", ".v")),  # names are case-sensitive
+    ({"ProjectionExpression": "a1, b2c3, v_1, x_"}, (".a1", ".b2c3", ".v_1", ".x_")),
+    ({"ProjectionExpression": "a.b[0].c"}, (".a.b[0].c",)),
+    ({"ProjectionExpression": "a[0][1]"}, (".a[0][1]",)),
+    ({"ProjectionExpression": "a[10], a[2147483647]"}, (".a[10]", ".a[2147483647]")),
+    ({"ProjectionExpression": "a.b, a.c"}, (".a.b", ".a.c")),
+    ({"ProjectionExpression": "a[0], a[1]"}, (".a[0]", ".a[1]")),
+    ({"ProjectionExpression": "a.b[0].c, a.b[1].c"}, (".a.b[0].c", ".a.b[1].c")),
+    ({"ProjectionExpression": "  v ,\n a . b [ 0 ] . c\t\r"}, (".a.b[0].c", ".v")),
+    ({"ProjectionExpression": ".".join(["a"] * 32)}, ("." + ".".join(["a"] * 32),)),
+    ({"ProjectionExpression": "a" + "[0]" * 31}, (".a" + "[0]" * 31,)),
+    (
+        {"ProjectionExpression": "#n.#m", "ExpressionAttributeNames": {"#n": "a", "#m": "b"}},
+        (".a.b",),
+    ),
+    ({"ProjectionExpression": "#n", "ExpressionAttributeNames": {"#n": "name"}}, (".name",)),
+    ({"ProjectionExpression": "#n[0]", "ExpressionAttributeNames": {"#n": "a"}}, (".a[0]",)),
+    (
+        {"ProjectionExpression": "#v.x, #v.y", "ExpressionAttributeNames": {"#v": "a"}},
+        (".a.x", ".a.y"),
+    ),
+    (
+        {
+            "ProjectionExpression": "#1, #_a, #A",
+            "ExpressionAttributeNames": {"#1": "p", "#_a": "q", "#A": "r"},
+        },
+        (".p", ".q", ".r"),
+    ),
+    # A placeholder names any attribute: a reserved word, a dot, white space, Unicode.
+    (
+        {"ProjectionExpression": "#d, a.b", "ExpressionAttributeNames": {"#d": "a.b"}},
+        (".a.b", ".a\\.b"),
+    ),
+    ({"ProjectionExpression": "#s", "ExpressionAttributeNames": {"#s": " é "}}, (". é ",)),
+    (
+        {
+            "ProjectionExpression": "#" + "k" * 254,
+            "ExpressionAttributeNames": {"#" + "k" * 254: "v"},
+        },
+        (".v",),
+    ),
+    ({"ProjectionExpression": "v" + " " * 4095}, (".v",)),  # 4 KB, the limit
+    ({"ProjectionExpression": "#v", "ExpressionAttributeNames": {"#v": "é" * 32767}}, None),
+    ({"AttributesToGet": ["name", "a.b", "v", "V"]}, (".V", ".a\\.b", ".name", ".v")),
+    ({"AttributesToGet": ("v",)}, (".v",)),
+]
+
+
+@pytest.mark.parametrize(("projection", "canonical"), VALID_PROJECTIONS, ids=repr)
+def test_a_projection_dynamodb_takes_is_cached(
+    projection: dict[str, Any], canonical: tuple[str, ...] | None
+) -> None:
+    plan = plan_get({**GET, **projection})
+    assert plan is not None
+    if canonical is not None:
+        assert plan.projection == canonical
+    batch_get = plan_batch_get(batch(KEY, **projection))
+    assert batch_get is not None
+    assert batch_get.projections["t"] == plan.projection
+
+
+def test_spellings_of_one_projection_share_a_flight_key() -> None:
+    spellings: list[dict[str, Any]] = [
+        {"ProjectionExpression": "a.b[0], v"},
+        {"ProjectionExpression": " v , a . b [ 0 ] "},
+        {
+            "ProjectionExpression": "#a.#b[0], #v",
+            "ExpressionAttributeNames": {"#a": "a", "#b": "b", "#v": "v"},
+        },
+    ]
+    keys = set()
+    for spelling in spellings:
+        plan = plan_get({**GET, **spelling})
+        assert plan is not None
+        keys.add(plan.flight_key)
+    assert len(keys) == 1
+
+
+@pytest.mark.parametrize(
+    "projection",
+    [
+        {"ProjectionExpression": "name"},  # a reserved word
+        {"ProjectionExpression": "Name"},
+        {"ProjectionExpression": "a.name"},
+        {"ProjectionExpression": "a[0].status"},
+        {"ProjectionExpression": "size"},  # reserved, though DynamoDB Local takes it
+        {"ProjectionExpression": "v, v"},  # paths that overlap
+        {"ProjectionExpression": "v, #v", "ExpressionAttributeNames": {"#v": "v"}},
+        {"ProjectionExpression": "#a, #b", "ExpressionAttributeNames": {"#a": "v", "#b": "v"}},
+        {"ProjectionExpression": "a, a.b"},
+        {"ProjectionExpression": "a.b, a"},
+        {"ProjectionExpression": "a.b[0], a.b[0].c"},
+        {"ProjectionExpression": "a.b, a[0]"},  # paths that conflict
+        {"ProjectionExpression": "a[0].b, a.c"},
+        {"ProjectionExpression": "a.b.c, a.b[0]"},
+        {"ProjectionExpression": "1v"},  # tokens DynamoDB does not read
+        {"ProjectionExpression": "_v"},
+        {"ProjectionExpression": "é"},
+        {"ProjectionExpression": "v-w"},
+        {"ProjectionExpression": "a.1b"},
+        {"ProjectionExpression": "a#b", "ExpressionAttributeNames": {"#b": "b"}},
+        {"ProjectionExpression": "v\f"},
+        {"ProjectionExpression": "v\v"},
+        {"ProjectionExpression": "v\u00a0"},
+        {"ProjectionExpression": "v\u2003"},
+        {"ProjectionExpression": "# n", "ExpressionAttributeNames": {"#n": "v"}},
+        {"ProjectionExpression": "#", "ExpressionAttributeNames": {"#": "v"}},
+        {"ProjectionExpression": "#a-b", "ExpressionAttributeNames": {"#a-b": "v"}},
+        {"ProjectionExpression": "#é", "ExpressionAttributeNames": {"#é": "v"}},
+        {"ProjectionExpression": ":v"},
+        {"ProjectionExpression": "a[00]"},  # indexes DynamoDB refuses
+        {"ProjectionExpression": "a[01]"},
+        {"ProjectionExpression": "a[+1]"},
+        {"ProjectionExpression": "a[2147483648]"},
+        {"ProjectionExpression": "a[99999999999999999999]"},
+        {"ProjectionExpression": "a[0]b"},
+        {"ProjectionExpression": "a[0"},
+        {"ProjectionExpression": ".".join(["a"] * 33)},  # limits
+        {"ProjectionExpression": "a" + "[0]" * 32},
+        {"ProjectionExpression": "v" + " " * 4096},
+        {"ProjectionExpression": "#v", "ExpressionAttributeNames": {"#v": "é" * 32768}},
+        {"ProjectionExpression": "#v", "ExpressionAttributeNames": {"#v": "v" * 65536}},
+        {"ProjectionExpression": "#v", "ExpressionAttributeNames": {"#v": "\ud800"}},
+        {
+            "ProjectionExpression": "#" + "k" * 255,
+            "ExpressionAttributeNames": {"#" + "k" * 255: "v"},
+        },
+        {"ProjectionExpression": ""},  # empty expressions
+        {"ProjectionExpression": "  "},
+        {"ProjectionExpression": "v,"},
+        {"ProjectionExpression": ",v"},
+        {"ProjectionExpression": "v,,w"},
+        {"ProjectionExpression": None},
+        {"ProjectionExpression": "v", "ExpressionAttributeNames": {"#v": "v"}},  # unused
+        {"ProjectionExpression": "#v"},  # undefined
+        {"ProjectionExpression": "#V", "ExpressionAttributeNames": {"#v": "v"}},
+        {"ProjectionExpression": "#v", "ExpressionAttributeNames": {"#v": ""}},
+        {"ProjectionExpression": "#v", "ExpressionAttributeNames": {"#v": 1}},
+        {"ProjectionExpression": "v", "ExpressionAttributeNames": {"v": "v"}},
+        {"ProjectionExpression": "v", "ExpressionAttributeNames": None},
+        {"AttributesToGet": ["v", "v"]},  # the legacy form
+        {"AttributesToGet": ["v", ""]},
+        {"AttributesToGet": ["v"], "ExpressionAttributeNames": {"#v": "v"}},
+        {"AttributesToGet": ["v" * 65536]},
+        {"AttributesToGet": None},
+    ],
+    ids=lambda projection: repr(projection)[:80],
+)
+def test_a_projection_dynamodb_refuses_is_never_cached(projection: dict[str, Any]) -> None:
+    assert plan_get({**GET, **projection}) is None
+    assert plan_batch_get(batch(KEY, **projection)) is None
+
+
+@pytest.mark.parametrize("capacity", ["NONE", "TOTAL", "INDEXES"])
+def test_every_capacity_mode_dynamodb_knows_is_cached(capacity: str) -> None:
+    assert plan_get({**GET, "ReturnConsumedCapacity": capacity}) is not None
+    assert plan_page("query", {**QUERY, "ReturnConsumedCapacity": capacity}) is not None
+    assert plan_batch_get({**batch(KEY), "ReturnConsumedCapacity": capacity}) is not None
+
+
+@pytest.mark.parametrize("capacity", ["BOGUS", "total", "", None, 1, ["TOTAL"]], ids=repr)
+def test_a_capacity_mode_dynamodb_refuses_is_never_cached(capacity: object) -> None:
+    # A page's store key leaves the capacity mode out: this is what keeps a page
+    # from answering a request DynamoDB refuses.
+    assert plan_get({**GET, "ReturnConsumedCapacity": capacity}) is None
+    assert plan_page("query", {**QUERY, "ReturnConsumedCapacity": capacity}) is None
+    assert plan_page("scan", {"TableName": "t", "ReturnConsumedCapacity": capacity}) is None
+    assert plan_batch_get({**batch(KEY), "ReturnConsumedCapacity": capacity}) is None
+
+
+@pytest.mark.parametrize("consistent", [0, "", None, 1, "false"], ids=repr)
+def test_a_consistent_read_of_no_boolean_is_never_cached(consistent: object) -> None:
+    assert plan_get({**GET, "ConsistentRead": consistent}) is None
+    assert plan_page("scan", {"TableName": "t", "ConsistentRead": consistent}) is None
+    assert plan_batch_get(batch(KEY, ConsistentRead=consistent)) is None

@@ -397,8 +397,13 @@ def test_projection_of_top_level_names() -> None:
     assert expr("a, b") == (".a", ".b")
 
 
-def test_projection_is_order_insensitive_and_collapses_duplicates() -> None:
-    assert expr("b,a, b ,a") == expr("a, b")
+def test_projection_is_order_insensitive() -> None:
+    assert expr("b,a") == expr(" a , b ") == (".a", ".b")
+
+
+def test_a_path_named_twice_overlaps_itself_and_is_false() -> None:
+    # DynamoDB: "Two document paths overlap with each other".
+    assert expr("b,a, b ,a") is False
 
 
 def test_names_placeholders_resolve() -> None:
@@ -419,7 +424,9 @@ def test_attribute_whose_name_has_a_dot_is_not_a_nested_path() -> None:
 
 
 def test_attributes_to_get_equals_the_same_projection_expression() -> None:
-    assert projection_of({"AttributesToGet": ["b", "a", "b"]}) == expr("a, b")
+    assert projection_of({"AttributesToGet": ["b", "a"]}) == expr("a, b")
+    # DynamoDB: "Cannot have two attributes with the same name".
+    assert projection_of({"AttributesToGet": ["b", "a", "b"]}) is False
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ for keys DynamoDB kept refusing after the retries, in the caller's own form.
 from __future__ import annotations
 
 import copy
+from functools import partial
 from typing import Any
 
 from .._backend import Backend
@@ -74,8 +75,12 @@ class BatchReads:
         results: dict[ItemFlightKey, ItemResult] = {}
         waiting: dict[Flight[ItemFlightKey, Any], None] = {}
         to_load: list[ItemFlightKey] = []
+        #: keys served from entries near or past expiry, to reload in the background
+        to_reload: list[ItemFlightKey] = []
         for flight_key in plan.keys:
-            found = self._items.lookup(*flight_key)
+            found = self._items.lookup(
+                *flight_key, partial(to_reload.append, flight_key) if not flight_key[2] else None
+            )
             if found is not None:
                 stats.item_hits += 1
                 stats.negative_hits += found.image is None
@@ -88,6 +93,8 @@ class BatchReads:
                 waiting[flight] = None
             else:
                 to_load.append(flight_key)
+        if to_reload:
+            self._reload(backend, plan, tuple(to_reload))
         consumed: dict[str, float] = {}
         if to_load:
             load_keys = tuple(to_load)
@@ -104,6 +111,21 @@ class BatchReads:
                 if flight_key in plan.wanted:
                     results[flight_key] = result
         return results, bool(to_load), consumed
+
+    def _reload(self, backend: Backend, plan: BatchPlan, keys: tuple[ItemFlightKey, ...]) -> None:
+        """One background BatchGetItem of ``keys``, awaited by nobody."""
+
+        async def fetch() -> dict[ItemFlightKey, ItemResult]:
+            return await self._loader.batch(backend, plan, keys, {})
+
+        self._loader.start(
+            self._shared.item_flights,
+            keys,
+            fetch,
+            self._items.keep,
+            item_flight_scopes,
+            background=True,
+        )
 
     def _responses(
         self, plan: BatchPlan, results: dict[ItemFlightKey, ItemResult], view: View | None

@@ -63,30 +63,37 @@ class Loader:
         flights: Flights[K, V],
         keys: Iterable[K],
         fetch: Callable[[], Awaitable[Mapping[K, V]]],
-        keep: Callable[[K, V], None],
+        keep: Callable[[K, V, float], None],
         scopes: Callable[[K], Iterable[Hashable]],
         *,
         tags: tuple[Hashable, ...] = (),
+        background: bool = False,
     ) -> Flight[K, V]:
-        """A flight loading ``keys`` with ``fetch``; ``keep`` stores each key's result."""
+        """A flight loading ``keys`` with ``fetch``; ``keep`` stores each key's result
+        with the load's duration on the cache's clock (refresh-ahead's δ).
+
+        A ``background`` flight is a reload nobody awaits (``_flight``)."""
         shared = self._shared
         guards = shared.guards
+        clock = shared.clock
 
         async def load() -> Mapping[K, V]:
             generation = guards.open_fill()
             try:
+                started = clock()
                 results = await fetch()
+                load_time = clock() - started
                 # No await from here to the flight's end: a drop cannot come
                 # between the guards' answer and the store.
                 if not shared.closed:
                     for key, value in results.items():
                         if guards.may_store(generation, scopes(key)):
-                            keep(key, value)
+                            keep(key, value, load_time)
                 return results
             finally:
                 guards.close_fill(generation)
 
-        return flights.start(keys, load, tags=tags)
+        return flights.start(keys, load, tags=tags, background=background)
 
     def consistent(self, table: TableToken, scopes: Iterable[Hashable]) -> bool:
         """Whether a fill of ``table`` filed under ``scopes``, going out now, reads with

@@ -79,7 +79,8 @@ class BatchReads:
         to_reload: list[ItemFlightKey] = []
         for flight_key in plan.keys:
             found = self._items.lookup(
-                *flight_key, partial(to_reload.append, flight_key) if not flight_key[2] else None
+                *flight_key,
+                partial(to_reload.append, flight_key) if flight_key[2] is None else None,
             )
             if found is not None:
                 stats.item_hits += 1

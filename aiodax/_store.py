@@ -22,8 +22,9 @@ from ._rules.projection import Projection
 from ._rules.wire import Image, size_of
 
 #: Bytes an entry costs beyond its payload: the ordered dict's node and hash slot,
-#: the entry object and its variants dict, measured with tracemalloc on CPython 3.11.
-ENTRY_OVERHEAD: Final = 360
+#: the entry object and its variants dict, measured with tracemalloc on CPython 3.11
+#: (360), plus the two slots the freshness policies added (``sys.getsizeof``: 16).
+ENTRY_OVERHEAD: Final = 376
 
 
 class ItemEntry:

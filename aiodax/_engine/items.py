@@ -133,13 +133,14 @@ class ItemReads:
         found = self.lookup(plan.table, plan.key, plan.projection, reload)
         if found is None:
             return None
-        self._shared.stats.item_hits += 1
+        stats = self._shared.stats
+        stats.item_hits += 1
+        stats.negative_hits += found.image is None
         return self._answer(plan, found.image, view)
 
     def _answer(self, plan: GetPlan, image: Image, view: View | None) -> dict[str, Any]:
         """A GetItem response of a cached ``image``."""
         if image is None:
-            self._shared.stats.negative_hits += 1
             response: dict[str, Any] = {"ResponseMetadata": HIT_METADATA}
         elif view is None:
             response = {"Item": image.copy(), "ResponseMetadata": HIT_METADATA}

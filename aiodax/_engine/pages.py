@@ -59,11 +59,11 @@ class PageReads:
         if isinstance(entry, PageEntry):
             now = shared.clock()
             if now < entry.expires_at:
-                return self._answer(plan, entry, view)
+                return self._hit(plan, entry, view)
             policy = NO_FRESHNESS if entry.lagging else shared.freshness(plan.table)
             decision = decide(policy, now, entry.fresh_until, entry.load_time, shared.rand)
             if decision is Decision.FRESH:
-                return self._answer(plan, entry, view)
+                return self._hit(plan, entry, view)
             if decision is not Decision.MISS:
                 if shared.page_flights.get(plan.store_key) is None:
                     tags, readable_consistently = await self._classify(backend, plan)
@@ -73,7 +73,7 @@ class PageReads:
                             stats.refreshes_ahead += 1
                 if decision is Decision.STALE_WHILE_REVALIDATE:
                     stats.stale_served += 1
-                return self._answer(plan, entry, view)
+                return self._hit(plan, entry, view)
             stale = entry
         if plan.is_query:
             stats.query_misses += 1
@@ -113,13 +113,17 @@ class PageReads:
         shared.stats.stale_served += 1
         return True
 
-    def _answer(self, plan: PagePlan, entry: PageEntry, view: View | None) -> dict[str, Any]:
-        """The response of a cached page."""
+    def _hit(self, plan: PagePlan, entry: PageEntry, view: View | None) -> dict[str, Any]:
+        """The response of a cached page, counted as a hit."""
         stats = self._shared.stats
         if plan.is_query:
             stats.query_hits += 1
         else:
             stats.scan_hits += 1
+        return self._answer(plan, entry, view)
+
+    def _answer(self, plan: PagePlan, entry: PageEntry, view: View | None) -> dict[str, Any]:
+        """The response of a cached page."""
         if view is None:
             response = thaw_page(entry.page)
         else:

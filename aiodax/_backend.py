@@ -13,7 +13,8 @@ import math
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.endpoint import DEFAULT_TIMEOUT
-from botocore.exceptions import ClientError, ParamValidationError
+from botocore.exceptions import ClientError, HTTPClientError, ParamValidationError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.client import DynamoDBClient
@@ -26,6 +27,15 @@ else:
 #: the condition failed because the item is not what the writer believed it to be.
 _SUSPECT_CODES: Final = frozenset(
     {"ConditionalCheckFailedException", "TransactionCanceledException"}
+)
+
+#: DynamoDB's answers that say "not now" rather than "not so": the request may succeed later.
+_THROTTLING_CODES: Final = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+    }
 )
 
 
@@ -60,6 +70,22 @@ def write_surely_not_applied(error: BaseException) -> bool:
         code = error.response.get("Error", {}).get("Code", "")
         return _answered_4xx(error) and code not in _SUSPECT_CODES
     return False
+
+
+def read_failed_transiently(error: BaseException) -> bool:
+    """True when a read failed for DynamoDB's reasons, not the request's: throttling,
+    a 5xx, a timeout or a lost connection (what stale-if-error may stand in for).
+
+    Cancellation is none of them: a cancelled caller hears its cancellation.
+    """
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return code in _THROTTLING_CODES or status >= 500
+    # HTTPClientError covers botocore's read timeouts and closed connections.
+    return isinstance(
+        error, TimeoutError | ConnectionError | BotocoreConnectionError | HTTPClientError
+    )
 
 
 def write_may_still_apply(error: BaseException) -> bool:

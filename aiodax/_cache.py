@@ -52,6 +52,17 @@ class Cache:
         its end.  ``"strong"``: every fill consistent; ``"eventual"``: none (DAX's
         behaviour).  A consistent read costs twice the read capacity.
     :param fence: seconds a drop fences fills (``0``: no fence).
+    :param refresh_ahead: XFetch's ``β`` (a number > 0, ``1.0`` typical), or ``None``
+        (default: off).  A hit shortly before its entry's TTL ends is served and
+        starts one background reload, so a hot key's callers never wait at the
+        TTL's end; the window is ``β`` × the last load's duration × ln(1000).
+    :param stale_while_revalidate: seconds past its TTL an entry is still served
+        while one background reload runs (``0``, default: off).
+    :param stale_if_error: seconds past its TTL an entry is served when its reload
+        fails with throttling, a 5xx, a timeout or a lost connection (``0``,
+        default: off); counted as ``StaleServed``.  A write through the cache
+        drops or replaces the entry, so none of these serves a value older than
+        an acknowledged write.
     """
 
     __slots__ = ("_engine", "config")
@@ -71,6 +82,9 @@ class Cache:
         shared_tier: SharedTier | None = None,
         fill_consistency: str = "fenced",
         fence: float = DEFAULT_FENCE,
+        refresh_ahead: float | None = None,
+        stale_while_revalidate: float = 0.0,
+        stale_if_error: float = 0.0,
     ) -> None:
         self.config = CacheConfig.build(
             item_ttl=item_ttl,
@@ -82,6 +96,9 @@ class Cache:
             clock=clock,
             fill_consistency=fill_consistency,
             fence=fence,
+            refresh_ahead=refresh_ahead,
+            stale_while_revalidate=stale_while_revalidate,
+            stale_if_error=stale_if_error,
         )
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigurationTypeError("retry must be an aiodax.RetryPolicy")

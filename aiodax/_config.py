@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Final, Literal, TypeAlias
 
 from ._errors import ConfigurationError, ConfigurationTypeError
+from ._rules.freshness import NO_FRESHNESS, Freshness
 
 Clock: TypeAlias = Callable[[], float]
 QueryInvalidation: TypeAlias = Literal["partition", "table", "none"]
@@ -68,6 +69,33 @@ def check_fence(name: str, value: object) -> float:
     return float(value)
 
 
+def check_refresh_ahead(name: str, value: object) -> float | None:
+    """Return XFetch's ``β``: ``None`` (off) or a finite number > 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationTypeError(
+            f"{name} must be XFetch's beta (a number > 0, 1.0 typical) or None, "
+            f"not {type(value).__name__}"
+        )
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(
+            f"{name} must be a finite number > 0 (1.0 typical) or None, got {value!r}"
+        )
+    return float(value)
+
+
+def check_stale(name: str, value: object) -> float:
+    """Return seconds past an entry's TTL it may be served: a number >= 0 or ``math.inf``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationTypeError(
+            f"{name} must be a number of seconds, not {type(value).__name__}"
+        )
+    if math.isnan(value) or value < 0:
+        raise ConfigurationError(f"{name} must be >= 0 seconds, got {value!r}")
+    return float(value)
+
+
 def check_fill_consistency(name: str, value: object) -> FillConsistency:
     if value not in FILL_CONSISTENCY_MODES:
         raise ConfigurationError(f"{name} must be one of {FILL_CONSISTENCY_MODES}, got {value!r}")
@@ -81,6 +109,7 @@ class TTLs:
     item: float
     negative: float
     query: float
+    freshness: Freshness = NO_FRESHNESS
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +135,17 @@ class TableConfig:
     query_ttl: float | _Inherit | None = INHERIT
     fill_consistency: str | _Inherit = INHERIT
     fence: float | _Inherit = INHERIT
+    refresh_ahead: float | _Inherit | None = INHERIT
+    stale_while_revalidate: float | _Inherit = INHERIT
+    stale_if_error: float | _Inherit = INHERIT
 
     def __post_init__(self) -> None:
+        if self.refresh_ahead is not INHERIT:
+            check_refresh_ahead("TableConfig.refresh_ahead", self.refresh_ahead)
+        for name in ("stale_while_revalidate", "stale_if_error"):
+            value = getattr(self, name)
+            if value is not INHERIT:
+                check_stale(f"TableConfig.{name}", value)
         for name in ("item_ttl", "negative_ttl", "query_ttl"):
             value = getattr(self, name)
             if value is not INHERIT:
@@ -132,6 +170,7 @@ class CacheConfig:
     fill_consistency: FillConsistency = "fenced"
     fence: float = DEFAULT_FENCE
     table_fills: Mapping[str, Fills] = field(default_factory=dict)
+    freshness: Freshness = NO_FRESHNESS
 
     @classmethod
     def build(
@@ -146,6 +185,9 @@ class CacheConfig:
         clock: Clock,
         fill_consistency: str = "fenced",
         fence: float = DEFAULT_FENCE,
+        refresh_ahead: float | None = None,
+        stale_while_revalidate: float = 0.0,
+        stale_if_error: float = 0.0,
     ) -> CacheConfig:
         item = check_ttl("item_ttl", item_ttl)
         # A missing item is news as much as a present one: by default it lives as
@@ -165,6 +207,11 @@ class CacheConfig:
             )
         consistency = check_fill_consistency("fill_consistency", fill_consistency)
         fence = check_fence("fence", fence)
+        freshness = Freshness(
+            check_refresh_ahead("refresh_ahead", refresh_ahead),
+            check_stale("stale_while_revalidate", stale_while_revalidate),
+            check_stale("stale_if_error", stale_if_error),
+        )
         if not callable(clock):
             raise ConfigurationTypeError("clock must be a callable returning seconds")
         if tables is not None and not isinstance(tables, Mapping):
@@ -194,6 +241,22 @@ class CacheConfig:
                 item=table_item,
                 negative=table_negative,
                 query=_pick(override.query_ttl, query, f"tables[{table!r}].query_ttl"),
+                freshness=Freshness(
+                    freshness.refresh_ahead
+                    if override.refresh_ahead is INHERIT
+                    else check_refresh_ahead(
+                        f"tables[{table!r}].refresh_ahead", override.refresh_ahead
+                    ),
+                    freshness.stale_while_revalidate
+                    if override.stale_while_revalidate is INHERIT
+                    else check_stale(
+                        f"tables[{table!r}].stale_while_revalidate",
+                        override.stale_while_revalidate,
+                    ),
+                    freshness.stale_if_error
+                    if override.stale_if_error is INHERIT
+                    else check_stale(f"tables[{table!r}].stale_if_error", override.stale_if_error),
+                ),
             )
             fills[table] = Fills(
                 consistency
@@ -216,6 +279,7 @@ class CacheConfig:
             fill_consistency=consistency,
             fence=fence,
             table_fills=MappingProxyType(fills),
+            freshness=freshness,
         )
 
     def fills_for(self, table: str) -> Fills:
@@ -234,7 +298,12 @@ class CacheConfig:
         found = self.tables.get(table)
         if found is not None:
             return found
-        return TTLs(item=self.item_ttl, negative=self.negative_ttl, query=self.query_ttl)
+        return TTLs(
+            item=self.item_ttl,
+            negative=self.negative_ttl,
+            query=self.query_ttl,
+            freshness=self.freshness,
+        )
 
 
 def _pick(value: float | _Inherit | None, inherited: float, name: str) -> float:

@@ -58,8 +58,14 @@ class Flights(Generic[K, V]):
         load: Callable[[], Awaitable[Mapping[K, V]]],
         *,
         tags: tuple[Hashable, ...] = (),
+        background: bool = False,
     ) -> Flight[K, V]:
+        """A flight running ``load``.  A ``background`` one (a reload nobody awaits,
+        started for the cache itself) is never cancelled by callers leaving it;
+        ``aclose`` still cancels it."""
         flight: Flight[K, V] = Flight(tuple(keys), tags)
+        if background:
+            flight.waiters = 1  # the cache's own: never left, so never reaching 0
         for key in flight.keys:
             self._by_key[key] = flight
         flight.task = asyncio.get_running_loop().create_task(self._run(flight, load))

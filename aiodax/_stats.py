@@ -21,8 +21,10 @@ class Stats:
         "query_hits",
         "query_invalidations",
         "query_misses",
+        "refreshes_ahead",
         "scan_hits",
         "scan_misses",
+        "stale_served",
         "write_throughs",
     )
 
@@ -36,6 +38,8 @@ class Stats:
         self.scan_misses = 0
         self.coalesced = 0
         self.consistent_fills = 0
+        self.refreshes_ahead = 0
+        self.stale_served = 0
         self.write_throughs = 0
         self.ambiguous_writes = 0
         self.item_invalidations = 0
@@ -62,6 +66,8 @@ class Stats:
             "ScanCacheMisses": self.scan_misses,
             "CoalescedRequests": self.coalesced,
             "ConsistentFills": self.consistent_fills,
+            "RefreshesAhead": self.refreshes_ahead,
+            "StaleServed": self.stale_served,
             "BackendRequests": dict(self.backend_requests),
             "BackendRequestCount": sum(self.backend_requests.values()),
             "WriteThroughs": self.write_throughs,

@@ -22,8 +22,9 @@ from ._rules.projection import Projection
 from ._rules.wire import Image, size_of
 
 #: Bytes an entry costs beyond its payload: the ordered dict's node and hash slot,
-#: the entry object and its variants dict, measured with tracemalloc on CPython 3.11.
-ENTRY_OVERHEAD: Final = 360
+#: the entry object and its variants dict, measured with tracemalloc on CPython 3.11
+#: (360), plus the two slots the freshness policies added (``sys.getsizeof``: 16).
+ENTRY_OVERHEAD: Final = 376
 
 
 class ItemEntry:
@@ -33,7 +34,17 @@ class ItemEntry:
     reads; projections, the rarer case, live in a dict beside it.
     """
 
-    __slots__ = ("expires_at", "image", "projections", "referenced", "size", "tags", "view")
+    __slots__ = (
+        "expires_at",
+        "fresh_until",
+        "image",
+        "load_time",
+        "projections",
+        "referenced",
+        "size",
+        "tags",
+        "view",
+    )
 
     def __init__(
         self,
@@ -42,11 +53,20 @@ class ItemEntry:
         projections: dict[Projection, tuple[Image, float]] | None,
         tags: tuple[Hashable, ...],
         size: int,
+        fresh_until: float | None = None,
+        load_time: float = 0.0,
     ) -> None:
-        #: the whole item (``None`` = it does not exist); meaningless once expired
+        #: the whole item (``None`` = it does not exist); served past ``fresh_until``
+        #: only as the table's freshness policies allow (``_rules.freshness``)
         self.image = image
-        #: ``-inf`` when only projections of the item are cached
+        #: until when a hit on the whole item needs no thought: the hit paths'
+        #: one comparison.  ``fresh_until``, or earlier where refresh-ahead's window
+        #: opens; ``-inf`` when only projections of the item are cached
         self.expires_at = expires_at
+        #: when the whole item's TTL ends
+        self.fresh_until = expires_at if fresh_until is None else fresh_until
+        #: seconds the load that brought the image took (XFetch's δ; 0: unknown)
+        self.load_time = load_time
         #: projection → (image, expires at)
         self.projections = projections
         self.tags = tags
@@ -62,13 +82,36 @@ class ItemEntry:
 class PageEntry:
     """One cached Query or Scan response page."""
 
-    __slots__ = ("expires_at", "page", "referenced", "size", "tags", "view")
+    __slots__ = (
+        "expires_at",
+        "fresh_until",
+        "lagging",
+        "load_time",
+        "page",
+        "referenced",
+        "size",
+        "tags",
+        "view",
+    )
 
     def __init__(
-        self, page: dict[str, Any], expires_at: float, tags: tuple[Hashable, ...], size: int
+        self,
+        page: dict[str, Any],
+        expires_at: float,
+        tags: tuple[Hashable, ...],
+        size: int,
+        fresh_until: float | None = None,
+        load_time: float = 0.0,
+        lagging: bool = False,
     ) -> None:
         self.page = page
+        #: as ``ItemEntry``'s three
         self.expires_at = expires_at
+        self.fresh_until = expires_at if fresh_until is None else fresh_until
+        self.load_time = load_time
+        #: read eventually consistently inside a fence (a GSI page): it may predate a
+        #: write, so it lives to the fence's end and is never served past it
+        self.lagging = lagging
         self.tags = tags
         self.size = size
         self.referenced = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from .._backend import Backend
@@ -83,8 +84,13 @@ class BatchReads:
         joined: dict[Flight[ItemFlightKey, Any], tuple[Callable[[], Sent], list[ItemFlightKey]]]
         joined = {}
         to_load: list[ItemFlightKey] = []
+        #: keys served from entries near or past expiry, to reload in the background
+        to_reload: list[ItemFlightKey] = []
         for flight_key in plan.keys:
-            found = self._items.lookup(*flight_key)
+            found = self._items.lookup(
+                *flight_key,
+                partial(to_reload.append, flight_key) if flight_key[2] is None else None,
+            )
             if found is not None:
                 stats.item_hits += 1
                 stats.negative_hits += found.image is None
@@ -99,6 +105,8 @@ class BatchReads:
                 joined[flight][1].append(flight_key)
             else:
                 to_load.append(flight_key)
+        if to_reload:
+            self._reload(backend, plan, tuple(to_reload))
         consumed: dict[str, float] = {}
         waiting = list(joined)
         own = None
@@ -134,6 +142,22 @@ class BatchReads:
             if flight_key in plan.wanted:
                 results[flight_key] = result
         return results, bool(to_load or resend), consumed
+
+    def _reload(self, backend: Backend, plan: BatchPlan, keys: tuple[ItemFlightKey, ...]) -> None:
+        """One background BatchGetItem of ``keys``, awaited by nobody."""
+
+        async def fetch() -> dict[ItemFlightKey, ItemResult]:
+            return await self._loader.batch(backend, plan, keys, {})
+
+        self._loader.start(
+            self._shared.item_flights,
+            keys,
+            fetch,
+            self._items.keep,
+            item_flight_scopes,
+            lambda: ("batch_get_item", batch_request(plan, keys)),
+            background=True,
+        )
 
     def _responses(
         self, plan: BatchPlan, results: dict[ItemFlightKey, ItemResult], view: View | None

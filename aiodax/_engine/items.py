@@ -12,8 +12,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from .._backend import Backend
+from .._backend import Backend, read_failed_transiently
+from .._flight import Flight
 from .._rules.failures import Sent
+from .._rules.freshness import Decision, decide, hit_horizon, serves_if_error
 from .._rules.policy import expiry
 from .._rules.projection import Projection, project, top_level_names
 from .._rules.reads import GetPlan, ItemFlightKey, plan_get
@@ -37,38 +39,109 @@ class ItemReads:
         self._loader = loader
 
     def lookup(
-        self, table: TableToken, key: ItemKey, projection: Projection | None
+        self,
+        table: TableToken,
+        key: ItemKey,
+        projection: Projection | None,
+        reload: Callable[[], object] | None = None,
     ) -> ItemResult | None:
-        """The fresh cached image of ``key`` under ``projection``, or ``None``: not cached."""
-        entry = self._shared.store.get(item_key(table, key))
+        """The cached image of ``key`` under ``projection`` the read may serve, or
+        ``None``: it must go out.
+
+        A whole item past its hit horizon is served as the table's freshness
+        policies decide (``_rules.freshness``); ``reload`` starts its background
+        reload (without it, only a fresh entry is served).  A projection is served
+        while fresh only.
+        """
+        shared = self._shared
+        entry = shared.store.get(item_key(table, key))
         if not isinstance(entry, ItemEntry):
             return None
-        now = self._shared.clock()
+        now = shared.clock()
         if projection is None:
-            return ItemResult(entry.image) if now < entry.expires_at else None
+            if now < entry.expires_at:
+                return ItemResult(entry.image)
+            return self._past_horizon(table, key, entry, now, reload)
         found = entry.projections.get(projection) if entry.projections else None
         if found is not None and now < found[1]:
             return ItemResult(found[0])
         names = top_level_names(projection)
-        if names is None or not now < entry.expires_at:
+        if names is None or not now < entry.fresh_until:
             return None
         whole = entry.image
         return ItemResult(None if whole is None else project(whole, names))
 
-    def hit(self, plan: GetPlan, view: View | None = None) -> dict[str, Any] | None:
+    def _past_horizon(
+        self,
+        table: TableToken,
+        key: ItemKey,
+        entry: ItemEntry,
+        now: float,
+        reload: Callable[[], object] | None,
+    ) -> ItemResult | None:
+        shared = self._shared
+        decision = decide(
+            shared.freshness(table), now, entry.fresh_until, entry.load_time, shared.rand
+        )
+        if decision is Decision.FRESH:
+            return ItemResult(entry.image)
+        if decision is Decision.MISS or reload is None:
+            return ItemResult(entry.image) if now < entry.fresh_until else None
+        if shared.item_flights.get((table, key, None)) is None:
+            reload()
+            if decision is Decision.REFRESH_AHEAD:
+                shared.stats.refreshes_ahead += 1
+        if decision is Decision.STALE_WHILE_REVALIDATE:
+            shared.stats.stale_served += 1
+        return ItemResult(entry.image)
+
+    def stale_if_error(
+        self, table: TableToken, key: ItemKey, error: Exception
+    ) -> ItemResult | None:
+        """The expired whole item that stands in for a reload failing with ``error``,
+        or ``None``: the caller hears the error.
+
+        Only DynamoDB's own trouble qualifies (``_backend.read_failed_transiently``),
+        and only an entry still in the store: a write through the cache has dropped
+        or replaced any older than it.
+        """
+        shared = self._shared
+        if not read_failed_transiently(error):
+            return None
+        entry = shared.store.get(item_key(table, key))
+        if not isinstance(entry, ItemEntry) or not serves_if_error(
+            shared.freshness(table), shared.clock(), entry.fresh_until
+        ):
+            return None
+        shared.stats.stale_served += 1
+        return ItemResult(entry.image)
+
+    def hit(
+        self, plan: GetPlan, view: View | None = None, backend: Backend | None = None
+    ) -> dict[str, Any] | None:
         """The answer to a GetItem from the cache, or ``None`` if it must go out.
 
         With ``view``, the item is in that view's form (see ``_engine.views``).  A
-        closed cache has no entries, so it has no hits either.
+        closed cache has no entries, so it has no hits either.  With ``backend``, an
+        entry near or past its expiry may be served while a reload through it runs.
         """
-        found = self.lookup(plan.table, plan.key, plan.projection)
+        reload = None
+        if backend is not None and plan.projection is None:
+
+            def reload() -> object:
+                return self._start(backend, plan, background=True)
+
+        found = self.lookup(plan.table, plan.key, plan.projection, reload)
         if found is None:
             return None
-        image = found.image
         stats = self._shared.stats
         stats.item_hits += 1
+        stats.negative_hits += found.image is None
+        return self._answer(plan, found.image, view)
+
+    def _answer(self, plan: GetPlan, image: Image, view: View | None) -> dict[str, Any]:
+        """A GetItem response of a cached ``image``."""
         if image is None:
-            stats.negative_hits += 1
             response: dict[str, Any] = {"ResponseMetadata": HIT_METADATA}
         elif view is None:
             response = {"Item": image.copy(), "ResponseMetadata": HIT_METADATA}
@@ -90,7 +163,7 @@ class ItemReads:
         plan = plan_get(request, shared.sites.site_of(backend))
         if plan is None:
             return get_response_in_view(await shared.call(backend, "get_item", request), view)
-        hit = self.hit(plan, view)
+        hit = self.hit(plan, view, backend)
         if hit is not None:
             return hit
         shared.check_open()
@@ -103,33 +176,21 @@ class ItemReads:
         leader = flight is None
         sent: Callable[[], Sent] | None = None
         if flight is None:
-
-            async def fetch() -> dict[ItemFlightKey, ItemResult]:
-                request = send
-                if loader.consistent(flight_key[0], item_flight_scopes(flight_key)):
-                    request = {**send, "ConsistentRead": True}
-                answer = await loader.send(backend, "get_item", request)
-                return {flight_key: ItemResult(freeze(answer.get("Item")), answer)}
-
-            flight = loader.start(
-                shared.item_flights,
-                (flight_key,),
-                fetch,
-                self.keep,
-                item_flight_scopes,
-                lambda: ("get_item", send),
-            )
+            flight = self._start(backend, plan)
         else:
             shared.stats.coalesced += 1
             sent = loader.sent_by(flight)
         try:
             result: ItemResult = (await shared.wait(shared.item_flights, (flight,)))[flight_key]
         except Exception as error:
-            if sent is None or loader.is_shared(error, sent, ("get_item", send)):
+            if sent is not None and not loader.is_shared(error, sent, ("get_item", send)):
+                # The joined request failed for reasons of its own: this one is sent as
+                # it came, as it would have been without the cache.
+                return get_response_in_view(await shared.call(backend, "get_item", request), view)
+            stale = None if plan.projection else self.stale_if_error(plan.table, plan.key, error)
+            if stale is None:
                 raise  # the leader's own error, or one every caller meets
-            # The joined request failed for reasons of its own: this one is sent as
-            # it came, as it would have been without the cache.
-            return get_response_in_view(await shared.call(backend, "get_item", request), view)
+            return self._answer(plan, stale.image, view)
         if result.unprocessed:
             # Joined a BatchGetItem that DynamoDB kept refusing this key: GetItem
             # has no "unprocessed", so ask for the item on the caller's behalf.
@@ -147,16 +208,48 @@ class ItemReads:
         add_answer_metadata(response, answer, request, spelled_name(plan.table), leader)
         return response
 
-    def keep(self, flight_key: ItemFlightKey, result: ItemResult) -> None:
-        """Store what a flight loaded for ``flight_key`` (nothing for an unprocessed key)."""
+    def _start(
+        self, backend: Backend, plan: GetPlan, *, background: bool = False
+    ) -> Flight[ItemFlightKey, ItemResult]:
+        """The flight of ``plan``'s GetItem; a ``background`` one is awaited by nobody."""
+        flight_key = plan.flight_key
+        send = plan.send
+        loader = self._loader
+
+        async def fetch() -> dict[ItemFlightKey, ItemResult]:
+            request = send
+            if loader.consistent(flight_key[0], item_flight_scopes(flight_key)):
+                request = {**send, "ConsistentRead": True}
+            answer = await loader.send(backend, "get_item", request)
+            return {flight_key: ItemResult(freeze(answer.get("Item")), answer)}
+
+        return loader.start(
+            self._shared.item_flights,
+            (flight_key,),
+            fetch,
+            self.keep,
+            item_flight_scopes,
+            lambda: ("get_item", send),
+            background=background,
+        )
+
+    def keep(self, flight_key: ItemFlightKey, result: ItemResult, load_time: float) -> None:
+        """Store what a flight loaded for ``flight_key`` (nothing for an unprocessed key)
+        in ``load_time`` seconds."""
         if not result.unprocessed:
             table, key, projection = flight_key
-            self.store_image(table, key, projection, result.image)
+            self.store_image(table, key, projection, result.image, load_time)
 
     def store_image(
-        self, table: TableToken, key: ItemKey, projection: Projection | None, image: Image
+        self,
+        table: TableToken,
+        key: ItemKey,
+        projection: Projection | None,
+        image: Image,
+        load_time: float | None = None,
     ) -> None:
-        """Cache ``image`` (``None``: missing) as ``key``'s item or its ``projection``."""
+        """Cache ``image`` (``None``: missing) as ``key``'s item or its ``projection``,
+        loaded in ``load_time`` seconds (``None``: a write's, so the last load's)."""
         shared = self._shared
         if shared.closed:
             return  # a write that finished after aclose() must not refill the cache
@@ -168,18 +261,31 @@ class ItemReads:
             shared.store.discard(store_key)
             return
         if projection is None:
+            if load_time is None:
+                old = shared.store.peek(store_key)
+                load_time = old.load_time if isinstance(old, ItemEntry) else 0.0
+            horizon = hit_horizon(shared.freshness(table), expires_at, load_time)
             # The whole item replaces every projection cached before: any of them
             # may predate it.
-            entry = ItemEntry(image, expires_at, None, item_tags(table), 0)
+            entry = ItemEntry(image, horizon, None, item_tags(table), 0, expires_at, load_time)
         else:
             old = shared.store.peek(store_key)
             projections = {}
-            whole, whole_expires_at = None, -math.inf
+            whole, whole_expires_at, whole_until, whole_load = None, -math.inf, -math.inf, 0.0
             if isinstance(old, ItemEntry):
                 if old.projections:
                     projections = {p: v for p, v in old.projections.items() if now < v[1]}
                 whole, whole_expires_at = old.image, old.expires_at
+                whole_until, whole_load = old.fresh_until, old.load_time
             projections[projection] = (image, expires_at)
-            entry = ItemEntry(whole, whole_expires_at, projections, item_tags(table), 0)
+            entry = ItemEntry(
+                whole,
+                whole_expires_at,
+                projections,
+                item_tags(table),
+                0,
+                whole_until,
+                whole_load,
+            )
         entry.size = entry_size(store_key, (entry.image, entry.projections))
         shared.store.put(store_key, entry)

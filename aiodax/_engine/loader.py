@@ -107,35 +107,41 @@ class Loader:
         flights: Flights[K, V],
         keys: Iterable[K],
         fetch: Callable[[], Awaitable[Mapping[K, V]]],
-        keep: Callable[[K, V], None],
+        keep: Callable[[K, V, float], None],
         scopes: Callable[[K], Iterable[Hashable]],
         sent: Callable[[], Sent],
         *,
         tags: tuple[Hashable, ...] = (),
+        background: bool = False,
     ) -> Flight[K, V]:
-        """A flight loading ``keys`` with ``fetch``; ``keep`` stores each key's result.
+        """A flight loading ``keys`` with ``fetch``; ``keep`` stores each key's result
+        with the load's duration on the cache's clock (refresh-ahead's δ).
 
         ``sent`` says what ``fetch`` sends (its first request), for the callers
-        who join the flight and must tell whether its failure is theirs.
+        who join the flight and must tell whether its failure is theirs.  A
+        ``background`` flight is a reload nobody awaits (``_flight``).
         """
         shared = self._shared
         guards = shared.guards
+        clock = shared.clock
 
         async def load() -> Mapping[K, V]:
             generation = guards.open_fill()
             try:
+                started = clock()
                 results = await fetch()
+                load_time = clock() - started
                 # No await from here to the flight's end: a drop cannot come
                 # between the guards' answer and the store.
                 if not shared.closed:
                     for key, value in results.items():
                         if guards.may_store(generation, scopes(key)):
-                            keep(key, value)
+                            keep(key, value, load_time)
                 return results
             finally:
                 guards.close_fill(generation)
 
-        flight = flights.start(keys, load, tags=tags)
+        flight = flights.start(keys, load, tags=tags, background=background)
         sending = self._sent
         sending[flight] = sent
         flight.task.add_done_callback(lambda _: sending.pop(flight, None))

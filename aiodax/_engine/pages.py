@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .._backend import Backend
+from .._backend import Backend, read_failed_transiently
 from .._rules.failures import Sent
+from .._rules.freshness import NO_FRESHNESS, Decision, decide, hit_horizon, serves_if_error
 from .._rules.policy import expiry
 from .._rules.reads import PagePlan, plan_page
 from .._rules.responses import (
@@ -56,21 +57,26 @@ class PageReads:
         shared.check_open()
         stats = shared.stats
         entry = shared.store.get(plan.store_key)
-        if isinstance(entry, PageEntry) and shared.clock() < entry.expires_at:
-            if plan.is_query:
-                stats.query_hits += 1
-            else:
-                stats.scan_hits += 1
-            if view is None:
-                response = thaw_page(entry.page)
-            else:
-                response = (
-                    entry.view or page_copies(shared.store, plan.store_key, entry.page, view)
-                )()
-            response["ResponseMetadata"] = HIT_METADATA
-            if plan.wants_capacity:
-                response["ConsumedCapacity"] = zero_capacity(spelled_name(plan.table))
-            return response
+        stale: PageEntry | None = None
+        if isinstance(entry, PageEntry):
+            now = shared.clock()
+            if now < entry.expires_at:
+                return self._hit(plan, entry, view)
+            policy = NO_FRESHNESS if entry.lagging else shared.freshness(plan.table)
+            decision = decide(policy, now, entry.fresh_until, entry.load_time, shared.rand)
+            if decision is Decision.FRESH:
+                return self._hit(plan, entry, view)
+            if decision is not Decision.MISS:
+                if shared.page_flights.get(plan.store_key) is None:
+                    tags, readable_consistently = await self._classify(backend, plan)
+                    if shared.page_flights.get(plan.store_key) is None:
+                        self._start(backend, plan, tags, readable_consistently, background=True)
+                        if decision is Decision.REFRESH_AHEAD:
+                            stats.refreshes_ahead += 1
+                if decision is Decision.STALE_WHILE_REVALIDATE:
+                    stats.stale_served += 1
+                return self._hit(plan, entry, view)
+            stale = entry
         if plan.is_query:
             stats.query_misses += 1
         else:
@@ -89,14 +95,51 @@ class PageReads:
             page, answer = (await shared.wait(shared.page_flights, (flight,)))[plan.store_key]
         except Exception as error:
             # A joined request differs from this one in ReturnConsumedCapacity at most.
-            if sent is None or self._loader.is_shared(error, sent, (operation, plan.send)):
+            if sent is not None and not self._loader.is_shared(error, sent, (operation, plan.send)):
+                return response_in_view(await shared.call(backend, operation, request), view)
+            if stale is None or not self._stands_in(plan, stale, error):
                 raise  # the leader's own error, or one every caller meets
-            return response_in_view(await shared.call(backend, operation, request), view)
+            return self._answer(plan, stale, view)
         if view is None:
             response = thaw_page(page)
         else:
             response = page_copies(shared.store, plan.store_key, page, view)()
         add_answer_metadata(response, answer, request, spelled_name(plan.table), leader)
+        return response
+
+    def _stands_in(self, plan: PagePlan, stale: PageEntry, error: Exception) -> bool:
+        """Whether ``stale`` answers for a reload failing with ``error`` (stale-if-error):
+        DynamoDB's trouble, not the request's, and the entry not dropped since."""
+        shared = self._shared
+        if stale.lagging or not read_failed_transiently(error):
+            return False
+        if shared.store.peek(plan.store_key) is not stale:
+            return False
+        if not serves_if_error(shared.freshness(plan.table), shared.clock(), stale.fresh_until):
+            return False
+        shared.stats.stale_served += 1
+        return True
+
+    def _hit(self, plan: PagePlan, entry: PageEntry, view: View | None) -> dict[str, Any]:
+        """The response of a cached page, counted as a hit."""
+        stats = self._shared.stats
+        if plan.is_query:
+            stats.query_hits += 1
+        else:
+            stats.scan_hits += 1
+        return self._answer(plan, entry, view)
+
+    def _answer(self, plan: PagePlan, entry: PageEntry, view: View | None) -> dict[str, Any]:
+        """The response of a cached page."""
+        if view is None:
+            response = thaw_page(entry.page)
+        else:
+            response = (
+                entry.view or page_copies(self._shared.store, plan.store_key, entry.page, view)
+            )()
+        response["ResponseMetadata"] = HIT_METADATA
+        if plan.wants_capacity:
+            response["ConsumedCapacity"] = zero_capacity(spelled_name(plan.table))
         return response
 
     async def _classify(self, backend: Backend, plan: PagePlan) -> tuple[Tags, bool]:
@@ -120,7 +163,13 @@ class PageReads:
         return page_tags(plan.table, mode, partition), readable
 
     def _start(
-        self, backend: Backend, plan: PagePlan, tags: Tags, readable_consistently: bool
+        self,
+        backend: Backend,
+        plan: PagePlan,
+        tags: Tags,
+        readable_consistently: bool,
+        *,
+        background: bool = False,
     ) -> Any:
         store_key, operation, send, table = plan.store_key, plan.operation, plan.send, plan.table
         scopes = (store_key, *tags)
@@ -139,8 +188,8 @@ class PageReads:
             answer = await loader.send(backend, operation, request)
             return {store_key: (freeze_page(answer), answer)}
 
-        def keep(key: StoreKey, result: Any) -> None:
-            self.store_page(key, result[0], tags, lives_until)
+        def keep(key: StoreKey, result: Any, load_time: float) -> None:
+            self.store_page(key, result[0], tags, lives_until, load_time)
 
         return loader.start(
             self._shared.page_flights,
@@ -150,6 +199,7 @@ class PageReads:
             lambda key: scopes,
             lambda: (operation, send),
             tags=tags,
+            background=background,
         )
 
     def store_page(
@@ -158,15 +208,25 @@ class PageReads:
         page: dict[str, Any],
         tags: Tags,
         lives_until: float | None = None,
+        load_time: float = 0.0,
     ) -> None:
-        """Cache ``page`` for its table's query TTL, and at most until ``lives_until``."""
+        """Cache ``page`` for its table's query TTL, and at most until ``lives_until``;
+        ``load_time``: seconds its load took."""
         shared = self._shared
         now = shared.clock()
-        expires_at = expiry(now, shared.ttls(table_of(store_key)).query)
+        table = table_of(store_key)
+        expires_at = expiry(now, shared.ttls(table).query)
         if expires_at is None or shared.closed:
             return
+        lagging = lives_until is not None
         if lives_until is not None:
             if lives_until <= now:
                 return
             expires_at = min(expires_at, lives_until)
-        shared.store.put(store_key, PageEntry(page, expires_at, tags, entry_size(store_key, page)))
+        horizon = hit_horizon(shared.freshness(table), expires_at, load_time)
+        shared.store.put(
+            store_key,
+            PageEntry(
+                page, horizon, tags, entry_size(store_key, page), expires_at, load_time, lagging
+            ),
+        )

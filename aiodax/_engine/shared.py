@@ -8,6 +8,7 @@ starts no loads and stores nothing a late answer brings.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Collection, Mapping
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ from .._backend import Backend
 from .._config import CacheConfig, Fills, TTLs
 from .._errors import CacheClosedError
 from .._flight import Flight, Flights
+from .._rules.freshness import Freshness
 from .._rules.policy import RetryPolicy
 from .._rules.reads import ItemFlightKey
 from .._rules.tables import TableToken, bare_name
@@ -41,6 +43,7 @@ class Shared:
         "guards",
         "item_flights",
         "page_flights",
+        "rand",
         "retry",
         "schemas",
         "sites",
@@ -52,6 +55,8 @@ class Shared:
         self.config = config
         self.clock = config.clock
         self.retry = retry
+        #: refresh-ahead's draws (``_rules.freshness``); tests replace it
+        self.rand = random.random
         self.store = Store(config.max_bytes)
         self.stats = Stats()
         self.sites = Sites()
@@ -69,6 +74,9 @@ class Shared:
             # Table overrides name tables: an ARN's and every site's tokens share them.
             found = self._ttls[table] = self.config.ttls_for(bare_name(table))
         return found
+
+    def freshness(self, table: TableToken) -> Freshness:
+        return self.ttls(table).freshness
 
     def fills(self, table: TableToken) -> Fills:
         found = self._fills.get(table)

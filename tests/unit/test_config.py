@@ -210,3 +210,51 @@ def test_fill_options_default_to_a_two_second_fence_and_apply_per_table() -> Non
     assert not cache.config.fills_for("unfenced").fences
     assert cache.config.longest_fence == 1.5
     assert aiodax.Cache(fill_consistency="eventual").config.longest_fence == 0.0
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"refresh_ahead": 0}, ConfigurationError),
+        ({"refresh_ahead": -1.0}, ConfigurationError),
+        ({"refresh_ahead": math.inf}, ConfigurationError),
+        ({"refresh_ahead": math.nan}, ConfigurationError),
+        ({"refresh_ahead": "1"}, ConfigurationTypeError),
+        ({"refresh_ahead": True}, ConfigurationTypeError),
+        ({"stale_while_revalidate": -1}, ConfigurationError),
+        ({"stale_while_revalidate": math.nan}, ConfigurationError),
+        ({"stale_while_revalidate": None}, ConfigurationTypeError),
+        ({"stale_if_error": -0.5}, ConfigurationError),
+        ({"stale_if_error": "10"}, ConfigurationTypeError),
+    ],
+)
+def test_freshness_options_are_validated(options: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error, match=next(iter(options))):
+        aiodax.Cache(**options)
+    with pytest.raises(error, match=next(iter(options))):
+        TableConfig(**options)
+
+
+def test_freshness_policies_are_off_by_default_and_apply_per_table() -> None:
+    assert not aiodax.Cache().config.ttls_for("t").freshness.any
+    cache = aiodax.Cache(
+        refresh_ahead=1.0,
+        stale_if_error=60,
+        tables={
+            "swr": TableConfig(stale_while_revalidate=5, refresh_ahead=None),
+            "eager": TableConfig(refresh_ahead=2),
+        },
+    )
+    other = cache.config.ttls_for("other").freshness
+    assert (other.refresh_ahead, other.stale_while_revalidate, other.stale_if_error) == (
+        1.0,
+        0.0,
+        60.0,
+    )
+    swr = cache.config.ttls_for("swr").freshness
+    assert (swr.refresh_ahead, swr.stale_while_revalidate, swr.stale_if_error) == (
+        None,
+        5.0,
+        60.0,
+    )
+    assert cache.config.ttls_for("eager").freshness.refresh_ahead == 2.0

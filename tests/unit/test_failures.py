@@ -140,7 +140,7 @@ def start(
         return {key: f"value {key}"}
 
     return engine.loader.start(
-        engine.shared.item_flights, (key,), fetch, lambda k, v: None, lambda k: (), lambda: GET
+        engine.shared.item_flights, (key,), fetch, lambda k, v, t: None, lambda k: (), lambda: GET
     )
 
 

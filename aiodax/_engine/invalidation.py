@@ -5,6 +5,9 @@ Every drop goes through here: a write's keys (stored or not), a failed write's,
 arrive from other processes.  Each drop, in one step with no await:
 
 1. detaches the flights loading what it drops (later callers start afresh),
+   found by what they are filed under, the names of the entries they would fill
+   (``Shared.item_flights``, a page's tags): a drop costs what it drops, not what
+   is in flight,
 2. bumps the generations of its scopes, so fills already out store nothing
    (``guards``),
 3. discards the entries, items by key and pages by tag (``_rules.tags``),
@@ -41,7 +44,8 @@ class Invalidator:
         """
         shared = self._shared
         store_key = item_key(table, key)
-        shared.item_flights.detach_where(lambda k, _: k[0] == table and k[1] == key)
+        shared.item_flights.detach((table, key, None))  # the whole item's load
+        shared.item_flights.detach_filed(store_key)  # its projections' (``item_flight_labels``)
         shared.guards.dropped((store_key,))
         if discard:
             shared.stats.item_invalidations += shared.store.discard(store_key)
@@ -54,9 +58,9 @@ class Invalidator:
     def drop_table(self, table: str, *, publish: bool = True) -> None:
         """Drop every item and page of ``table``."""
         shared = self._shared
-        shared.item_flights.detach_where(lambda k, _: k[0] == table)
-        shared.page_flights.detach_where(lambda k, _: k[0] == table)
         items, pages = table_tags(table)
+        shared.item_flights.detach_filed(items)
+        shared.page_flights.detach_filed(pages)
         shared.guards.dropped((items, pages))
         shared.stats.item_invalidations += shared.store.discard_tagged(items)
         shared.stats.query_invalidations += shared.store.discard_tagged(pages)
@@ -66,8 +70,8 @@ class Invalidator:
     def drop_all(self, *, publish: bool = True) -> None:
         """Drop everything."""
         shared = self._shared
-        shared.item_flights.detach_where(lambda k, _: True)
-        shared.page_flights.detach_where(lambda k, _: True)
+        shared.item_flights.detach_all()
+        shared.page_flights.detach_all()
         shared.guards.dropped((EVERYTHING,))
         shared.store.clear()
         if publish:
@@ -86,7 +90,7 @@ class Invalidator:
         if not tags:
             return
         shared = self._shared
-        shared.page_flights.detach_where(lambda _, flight: any(t in flight.tags for t in tags))
         shared.guards.dropped(tags)
         for tag in tags:
+            shared.page_flights.detach_filed(tag)
             shared.stats.query_invalidations += shared.store.discard_tagged(tag)

@@ -7,6 +7,9 @@ reaches all of them: its name and ARN, on every site (``_rules.tables``); what i
 publishes names the table by its bare name.  Each drop, in one step with no await:
 
 1. detaches the flights loading what it drops (later callers start afresh),
+   found by what they are filed under, the names of the entries they would fill
+   (``Shared.item_flights``, a page's tags): a drop costs what it drops, not what
+   is in flight,
 2. bumps the generations of its scopes, so fills already out store nothing
    (``guards``),
 3. discards the entries, items by key and pages by tag (``_rules.tags``),
@@ -62,7 +65,8 @@ class Invalidator:
         shared = self._shared
         store_key = item_key(table, key)
         fenced_until = self._fence_end(table)
-        shared.item_flights.detach_where(lambda k, _: k[0] == table and k[1] == key)
+        shared.item_flights.detach((table, key, None))  # the whole item's load
+        shared.item_flights.detach_filed(store_key)  # its projections' (``item_flight_labels``)
         shared.guards.dropped((store_key,), held_until=held_until, fenced_until=fenced_until)
         if discard:
             shared.stats.item_invalidations += shared.store.discard(store_key)
@@ -82,9 +86,9 @@ class Invalidator:
 
     def _drop_table(self, table: TableToken, held_until: float | None) -> None:
         shared = self._shared
-        shared.item_flights.detach_where(lambda k, _: k[0] == table)
-        shared.page_flights.detach_where(lambda k, _: k[0] == table)
         items, pages = table_tags(table)
+        shared.item_flights.detach_filed(items)
+        shared.page_flights.detach_filed(pages)
         shared.guards.dropped(
             (items, pages), held_until=held_until, fenced_until=self._fence_end(table)
         )
@@ -100,8 +104,8 @@ class Invalidator:
     def drop_all(self, *, publish: bool = True, held_until: float | None = None) -> None:
         """Drop everything."""
         shared = self._shared
-        shared.item_flights.detach_where(lambda k, _: True)
-        shared.page_flights.detach_where(lambda k, _: True)
+        shared.item_flights.detach_all()
+        shared.page_flights.detach_all()
         fence = shared.config.longest_fence
         shared.guards.dropped(
             (EVERYTHING,),
@@ -132,7 +136,7 @@ class Invalidator:
         if not tags:
             return
         shared = self._shared
-        shared.page_flights.detach_where(lambda _, flight: any(t in flight.tags for t in tags))
         shared.guards.dropped(tags, held_until=held_until, fenced_until=fenced_until)
         for tag in tags:
+            shared.page_flights.detach_filed(tag)
             shared.stats.query_invalidations += shared.store.discard_tagged(tag)

@@ -24,16 +24,18 @@ class Schemas:
     """Key schemas by table token: one ``DescribeTable`` per table, coalesced.
 
     A failure is not remembered (the next write asks again), and neither is a
-    schema described while the table was changed (``forget``).
+    schema described while the table was changed (``forget``).  A lookup cut short
+    by ``aclose`` raises ``closed_error()`` (``CacheClosedError``), as every
+    flight's wait does, and a closed cache describes no table.
     """
 
     __slots__ = ("_call", "_flights", "_forgotten", "_known")
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: Call, closed_error: Callable[[], Exception]) -> None:
         #: how to reach DynamoDB (``Shared.call``, which counts requests)
         self._call = call
         self._known: dict[TableToken, KeySchema] = {}
-        self._flights: Flights[TableToken, KeySchema] = Flights()
+        self._flights: Flights[TableToken, KeySchema] = Flights(closed_error=closed_error)
         #: table → how often it was forgotten: a describe racing a change is not kept
         self._forgotten: dict[TableToken, int] = {}
 

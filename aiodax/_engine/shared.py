@@ -2,14 +2,15 @@
 
 One ``Shared`` per ``Cache``.  It is the only place a DynamoDB request is counted
 (``call``), and it knows whether the cache is closed: a closed cache has no entries,
-starts no loads and stores nothing a late answer brings.
+starts no loads and stores nothing a late answer brings.  Every flight of the cache
+(item, page and schema loads) is one of ``Flights`` made here, so that a wait
+``aclose`` cuts short raises ``CacheClosedError`` wherever it is (``_flight``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Hashable, Mapping
 from typing import Any, TypeVar
 
 from .._backend import Backend
@@ -20,7 +21,7 @@ from .._rules.freshness import Freshness
 from .._rules.policy import RetryPolicy
 from .._rules.reads import ItemFlightKey
 from .._rules.tables import TableToken, bare_name
-from .._rules.tags import StoreKey
+from .._rules.tags import StoreKey, item_key, item_tags
 from .._stats import Stats
 from .._store import Store
 from .guards import WriteGuards
@@ -29,6 +30,23 @@ from .sites import Sites
 
 K = TypeVar("K", bound=Any)
 V = TypeVar("V")
+
+
+def closed_during_request() -> CacheClosedError:
+    return CacheClosedError("the aiodax.Cache was closed before this request finished")
+
+
+def item_flight_labels(flight_key: ItemFlightKey) -> tuple[Hashable, ...]:
+    """What drops detach an item load by, beside its flight key: its table's tags and,
+    loading a projection, its item's store key.
+
+    A load of the whole item (the commonest by far) is found by its flight key
+    itself, ``(table, key, None)``: filing it by item too would cost every miss.
+    """
+    table, key, projection = flight_key
+    if projection is None:
+        return item_tags(table)
+    return (*item_tags(table), item_key(table, key))
 
 
 class Shared:
@@ -60,10 +78,13 @@ class Shared:
         self.store = Store(config.max_bytes)
         self.stats = Stats()
         self.sites = Sites()
-        self.schemas = Schemas(self.call)
+        self.schemas = Schemas(self.call, closed_during_request)
         self.guards = WriteGuards(self.clock)
-        self.item_flights: Flights[ItemFlightKey, Any] = Flights()
-        self.page_flights: Flights[StoreKey, Any] = Flights()
+        self.item_flights: Flights[ItemFlightKey, Any] = Flights(
+            closed_error=closed_during_request, filed_under=item_flight_labels
+        )
+        # A page load is filed under its tags alone (``Loader.start`` passes them).
+        self.page_flights: Flights[StoreKey, Any] = Flights(closed_error=closed_during_request)
         self._ttls: dict[TableToken, TTLs] = {}
         self._fills: dict[TableToken, Fills] = {}
         self.closed = False
@@ -94,14 +115,8 @@ class Shared:
             raise CacheClosedError("this aiodax.Cache is closed")
 
     async def wait(self, flights: Flights[K, V], waiting: Collection[Flight[K, V]]) -> dict[K, V]:
-        """Await ``waiting``; a wait cut short by ``aclose`` says so."""
-        try:
-            return await flights.wait(waiting)
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if self.closed and (task is None or task.cancelling() == 0):
-                raise CacheClosedError("the aiodax.Cache closed during this request") from None
-            raise
+        """Await ``waiting`` (``Flights.wait``: a wait cut short by ``aclose`` says so)."""
+        return await flights.wait(waiting)
 
     @property
     def in_flight(self) -> int:

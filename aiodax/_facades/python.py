@@ -10,9 +10,10 @@ A hit must not pay for ``TypeDeserializer`` (6–18 µs for ten attributes, the 
 item hit budget is about 1 µs; a millisecond for a 100-item page).  So each cached
 item or page gets a *Python view* (``_engine.views``): converted once and kept beside
 its wire form in the store entry (``ItemEntry.view``, ``PageEntry.view``); a hit
-hands out a copy of it in which only the containers are new.  Strings, ``Decimal``,
-``Binary``, booleans and ``None`` are immutable (or treated so), which makes that
-copy as safe as a deep one.
+hands out a copy of it in which the containers and the ``Binary`` values are new.
+Strings, ``Decimal``, the bytes inside a ``Binary``, booleans and ``None`` are
+immutable, which makes that copy as safe as a deep one; a ``Binary`` is not (its
+``value`` can be replaced), so each hit gets its own.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 _deserialize = TypeDeserializer().deserialize
 _getsizeof = sys.getsizeof
+_new = object.__new__
 _CONTAINERS: Final = (dict, list, set)
 #: Integers below this in magnitude have at most 38 digits: DynamoDB takes them as they are.
 _NUMBER_LIMIT: Final = 10**38
@@ -57,21 +59,39 @@ def python_view(image: WireItem) -> tuple[Callable[[], dict[str, Any]], int]:
 def copies_of(value: dict[str, Any]) -> tuple[Callable[[], dict[str, Any]], int]:
     """A function handing out copies of ``value`` (kept as it is), and its size.
 
-    Each call returns the caller's own copy: new containers (maps, lists, sets) all
-    the way down, shared immutable scalars.  Where the containers are is worked
-    out once, into a tree of copying functions, so that a copy never looks at a
-    scalar: a value without containers is served by the C-level ``dict.copy`` alone.
+    Each call returns the caller's own copy: new containers (maps, lists, sets) and
+    new ``Binary`` objects all the way down, shared immutable scalars.  Where those
+    are is worked out once, into a tree of copying functions, so that a copy never
+    looks at a scalar: a value with neither is served by the C-level ``dict.copy``
+    alone.
     """
     copies, size = _copier(value)
     return copies, _size(value) + size
 
 
+def _binary(value: bytes) -> Any:
+    """A new ``Binary`` of ``value``: ``Binary(value)`` without its type check, which
+    ``value``, taken from a ``Binary``, has passed."""
+    fresh = _new(Binary)
+    fresh.value = value
+    return fresh
+
+
 def _copier(container: Any) -> tuple[Callable[[], Any], int]:
-    """A function copying ``container`` and every container in it, and its size."""
+    """A function copying ``container`` and everything in it a copy makes anew, and its size."""
     kind = type(container)
-    members = container.items() if kind is dict else enumerate(container) if kind is list else ()
-    inner = [(where, *_copier(member)) for where, member in members if type(member) in _CONTAINERS]
-    if not inner:
+    if kind is set:
+        return _set_copier(container)
+    members = container.items() if kind is dict else enumerate(container)
+    binaries = []
+    inner = []
+    for where, member in members:
+        member_kind = type(member)
+        if member_kind is Binary:
+            binaries.append((where, member.value))
+        elif member_kind in _CONTAINERS:
+            inner.append((where, *_copier(member)))
+    if not inner and not binaries:
         return container.copy, _getsizeof(container.copy)
     size = sum(member_size for _, _, member_size in inner)
     if kind is list and len(inner) == len(container):
@@ -83,16 +103,47 @@ def _copier(container: Any) -> tuple[Callable[[], Any], int]:
 
         return copy_list, size + _function_size(copy_list) + _getsizeof(copiers)
     replaced = tuple((where, copies) for where, copies, _ in inner)
+    fresh = tuple(binaries)
+    pairs = replaced + fresh
+    size += _getsizeof(replaced) + _getsizeof(fresh) + sum(_getsizeof(pair) for pair in pairs)
+    if not replaced and len(fresh) == 1:
+        # One Binary beside scalars (a binary key's item): the hit a B key pays for.
+        ((only, value),) = fresh
+
+        def copy_with_binary() -> Any:
+            copy = container.copy()
+            binary = _new(Binary)
+            binary.value = value
+            copy[only] = binary
+            return copy
+
+        return copy_with_binary, size + _function_size(copy_with_binary)
 
     def copy_container() -> Any:
         copy = container.copy()
         for where, copies in replaced:
             copy[where] = copies()
+        for where, value in fresh:
+            # ``_binary`` inlined: a call would cost as much again (a binary key's hit).
+            binary = _new(Binary)
+            binary.value = value
+            copy[where] = binary
         return copy
 
-    return copy_container, size + _function_size(copy_container) + _getsizeof(replaced) + sum(
-        _getsizeof(pair) for pair in replaced
-    )
+    return copy_container, size + _function_size(copy_container)
+
+
+def _set_copier(members: set[Any]) -> tuple[Callable[[], set[Any]], int]:
+    """A set's copier: ``set.copy``, unless it is a binary set (``BS``), whose members are new."""
+    if not members or type(next(iter(members))) is not Binary:
+        return members.copy, _getsizeof(members.copy)
+    # DynamoDB's sets hold one type: every member is a Binary.
+    values = tuple(member.value for member in members)
+
+    def copy_binary_set() -> set[Any]:
+        return set(map(_binary, values))
+
+    return copy_binary_set, _function_size(copy_binary_set) + _getsizeof(values)
 
 
 def _function_size(function: Callable[..., Any]) -> int:

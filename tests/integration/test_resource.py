@@ -695,6 +695,68 @@ async def test_the_dict_given_to_put_item_stays_the_callers(
     assert sent(cache, "get_item") == 0
 
 
+BINARY_ITEM: dict[str, Any] = {
+    "pk": Binary(b"key"),
+    "blob": Binary(b"\x00\x01"),
+    "blobs": {Binary(b"\x00"), Binary(b"\x01")},
+    "nested": {"list": [Binary(b"deep")]},
+}
+
+
+def change_binaries(item: dict[str, Any]) -> None:
+    """Change every ``Binary`` of ``item`` in place, a ``BS`` member included."""
+    item["pk"].value = b"changed key"
+    item["blob"].value = b"changed"
+    member = next(m for m in item["blobs"] if m == Binary(b"\x00"))
+    member.value = b"changed member"  # breaks that set's hashing: the caller's own set
+    item["nested"]["list"][0].value = b"changed deep"
+
+
+@pytest.fixture
+async def binaries(make_table: MakeTable, ddb: DynamoDBServiceResource) -> str:
+    """A table with a binary key, holding ``BINARY_ITEM``."""
+    name = await make_table(hash_key=("pk", "B"))
+    await (await ddb.Table(name)).put_item(Item=BINARY_ITEM)
+    return name
+
+
+async def test_returned_binaries_are_the_callers(
+    cache: aiodax.Cache, dynamodb: aiodax.CachedResource, binaries: str
+) -> None:
+    cached = await dynamodb.Table(binaries)
+    for _ in range(3):  # the miss, the first hit (which makes the view), a later hit
+        change_binaries((await cached.get_item(Key={"pk": b"key"}))["Item"])
+        again = (await cached.get_item(Key={"pk": b"key"}))["Item"]
+        assert again == BINARY_ITEM
+        assert Binary(b"\x00") in again["blobs"]  # the cached set still finds its members
+    assert sent(cache, "get_item") == 1
+
+
+async def test_binaries_of_a_batch_get_item_are_the_callers(
+    cache: aiodax.Cache, dynamodb: aiodax.CachedResource, binaries: str
+) -> None:
+    request: dict[str, Any] = {binaries: {"Keys": [{"pk": Binary(b"key")}]}}
+    for _ in range(3):  # the miss, the first hit, a later hit
+        (item,) = (await dynamodb.batch_get_item(RequestItems=request))["Responses"][binaries]
+        change_binaries(item)
+        (again,) = (await dynamodb.batch_get_item(RequestItems=request))["Responses"][binaries]
+        assert again == BINARY_ITEM
+    assert sent(cache, "batch_get_item") == 1
+
+
+async def test_binaries_of_a_query_page_are_the_callers(
+    cache: aiodax.Cache, dynamodb: aiodax.CachedResource, binaries: str
+) -> None:
+    cached = await dynamodb.Table(binaries)
+    condition = Key("pk").eq(Binary(b"key"))
+    for _ in range(3):  # a page's miss, its first hit (which may make the view), a later hit
+        change_binaries((await cached.query(KeyConditionExpression=condition))["Items"][0])
+        again = await cached.query(KeyConditionExpression=condition)
+        assert again["ResponseMetadata"]["CacheStatus"] == "hit"
+        assert again["Items"] == [BINARY_ITEM]
+    assert sent(cache, "query") == 1
+
+
 @pytest.mark.parametrize(
     ("operation", "request_"),
     [

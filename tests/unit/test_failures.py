@@ -140,13 +140,13 @@ def start(
         return {key: f"value {key}"}
 
     return engine.loader.start(
-        engine.shared.item_flights, (key,), fetch, lambda k, v, t: None, lambda k: (), lambda: GET
+        engine.shared.page_flights, (key,), fetch, lambda k, v, t: None, lambda k: (), lambda: GET
     )
 
 
 async def test_settle_keeps_what_the_other_flights_bring_when_one_fails() -> None:
     engine = Engine(aiodax.Cache().config)
-    flights = engine.shared.item_flights
+    flights = engine.shared.page_flights
     gates = asyncio.Event(), asyncio.Event()
     failing = start(engine, "a", gates[0], ValueError("a"))
     slow = start(engine, "b", gates[1])
@@ -167,7 +167,7 @@ async def test_settle_keeps_what_the_other_flights_bring_when_one_fails() -> Non
 
 async def test_settle_fails_with_none_a_flight_it_was_the_last_caller_of() -> None:
     engine = Engine(aiodax.Cache().config)
-    flights = engine.shared.item_flights
+    flights = engine.shared.page_flights
     gates = asyncio.Event(), asyncio.Event()
     failing = start(engine, "a", gates[0], ValueError("a"))
     abandoned = start(engine, "b", gates[1])
@@ -191,7 +191,7 @@ async def test_settle_fails_with_none_a_flight_it_was_the_last_caller_of() -> No
 
 async def test_settle_raises_the_caller_s_own_flight_s_failure_at_once() -> None:
     engine = Engine(aiodax.Cache().config)
-    flights = engine.shared.item_flights
+    flights = engine.shared.page_flights
     gates = asyncio.Event(), asyncio.Event()
     own = start(engine, "a", gates[0], ValueError("own"))
     other = start(engine, "b", gates[1])
@@ -205,7 +205,7 @@ async def test_settle_raises_the_caller_s_own_flight_s_failure_at_once() -> None
 
 async def test_settle_of_a_closing_cache_raises_cache_closed() -> None:
     engine = Engine(aiodax.Cache().config)
-    flights = engine.shared.item_flights
+    flights = engine.shared.page_flights
     gate = asyncio.Event()
     flight = start(engine, "a", gate)
     settled = asyncio.create_task(engine.loader.settle(flights, [flight]))

@@ -26,45 +26,66 @@ values = st.recursive(
         st.lists(inner, max_size=4),
         st.dictionaries(st.text(max_size=3), inner, max_size=4),
         st.sets(st.text(max_size=3), max_size=3),
+        st.sets(st.binary(max_size=3).map(Binary), max_size=3),
     ),
     max_leaves=25,
 )
 items = st.dictionaries(st.text(max_size=4), values, max_size=6)
 
 
-def containers(value: Any) -> Iterator[Any]:
-    """``value`` and every dict, list and set inside it."""
-    if isinstance(value, dict | list | set):
+def mutables(value: Any) -> Iterator[Any]:
+    """``value`` and every dict, list, set and ``Binary`` inside it."""
+    if isinstance(value, dict | list | set | Binary):
         yield value
-    members = value.values() if isinstance(value, dict) else value
-    if isinstance(value, dict | list):
-        for member in members:
-            yield from containers(member)
+    if isinstance(value, dict | list | set):
+        for member in value.values() if isinstance(value, dict) else value:
+            yield from mutables(member)
 
 
 def mutate_everything(value: Any) -> None:
-    for container in list(containers(value)):
-        if isinstance(container, dict):
-            container["mutated"] = True
-        elif isinstance(container, list):
-            container.append("mutated")
+    # Binaries first: a set's members are changed before the set is.
+    for mutable in sorted(mutables(value), key=lambda m: not isinstance(m, Binary)):
+        if isinstance(mutable, Binary):
+            mutable.value = b"mutated " + mutable.value
+        elif isinstance(mutable, dict):
+            mutable["mutated"] = True
+        elif isinstance(mutable, list):
+            mutable.append("mutated")
         else:
-            container.add("mutated")
+            mutable.add("mutated")
 
 
 @given(items)
-def test_every_copy_equals_the_value_and_shares_no_container(item: dict[str, Any]) -> None:
+def test_every_copy_equals_the_value_and_shares_no_container_nor_binary(
+    item: dict[str, Any],
+) -> None:
     original = copy.deepcopy(item)
     copies, size = copies_of(item)
     first, second = copies(), copies()
 
     assert first == second == original
-    kept = {id(container) for container in containers(item)}
-    assert not kept & {id(container) for container in containers(first)}
+    kept = {id(mutable) for mutable in mutables(item)}
+    assert not kept & {id(mutable) for mutable in mutables(first)}
     mutate_everything(first)
     assert item == original
     assert copies() == original
     assert size > 0
+
+
+def test_each_copy_has_binaries_of_its_own_with_the_same_bytes() -> None:
+    item = {"pk": Binary(b"k"), "set": {Binary(b"a"), Binary(b"b")}, "list": [Binary(b"c")]}
+    copies, _ = copies_of(item)
+    first, second = copies(), copies()
+    assert type(first["pk"]) is Binary
+    assert len({id(first["pk"]), id(second["pk"]), id(item["pk"])}) == 3
+    assert first["pk"].value is item["pk"].value  # bytes are immutable: shared
+    first["pk"].value = b"changed"
+    (member,) = (m for m in first["set"] if m == Binary(b"a"))
+    member.value = b"changed"
+    first["list"][0].value = b"changed"
+    unchanged = {"pk": Binary(b"k"), "set": {Binary(b"a"), Binary(b"b")}, "list": [Binary(b"c")]}
+    assert copies() == item == unchanged
+    assert Binary(b"a") in copies()["set"]  # the cached set still hashes its members right
 
 
 def test_a_value_without_containers_is_copied_by_dict_copy() -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable, Mapping, Sequence
-from itertools import pairwise
 from typing import Any, Final, Literal, TypeAlias, TypeGuard
 
 from .reserved import RESERVED_WORDS
@@ -36,13 +35,20 @@ MAX_PLACEHOLDER_LENGTH: Final = 255  # "a key that is too long"
 #: placeholders are counted with their names, which can only refuse more.
 MAX_SUBSTITUTION_BYTES: Final = 2 * 1024 * 1024
 
-#: The white space DynamoDB skips between tokens (not \f, \v, U+00A0 or other Unicode spaces).
-_SPACE: Final = frozenset(" \t\n\r")
-#: An attribute name spelled in an expression starts with an ASCII letter.
-_NAME_START: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-_NAME_CHARS: Final = _NAME_START | frozenset("0123456789_")
-_DIGITS: Final = frozenset("0123456789")
 _PLACEHOLDER: Final = re.compile(r"#[A-Za-z0-9_]+")
+#: One document path between commas, white space (space, tab, CR, LF; not \f, \v
+#: or Unicode spaces) around its tokens: its first name or ``#placeholder``, then
+#: the rest, ``.name`` and ``[index]`` steps (no sign, no leading zero).
+_PATH: Final = re.compile(
+    r"[ \t\n\r]*(#?[A-Za-z0-9_]+)"
+    r"((?:[ \t\n\r]*(?:\.[ \t\n\r]*#?[A-Za-z0-9_]+|\[[ \t\n\r]*(?:0|[1-9][0-9]*)[ \t\n\r]*\]))*)"
+    r"[ \t\n\r]*"
+)
+#: The steps of a path's rest: (name or placeholder, "") or ("", index digits).
+_STEPS: Final = re.compile(r"(#?[A-Za-z0-9_]+)|\[[ \t\n\r]*([0-9]+)")
+#: A name spelled in an expression starts with an ASCII letter.
+_NOT_A_NAME_START: Final = frozenset("0123456789_")
+_MAX_INDEX_TEXT: Final = str(MAX_INDEX)
 
 
 def projection_of(request: Mapping[str, Any]) -> Projection | Literal[False] | None:
@@ -133,100 +139,75 @@ def _utf8_length(text: str) -> int:
 def _parse(text: str, names: Mapping[str, str], used: set[str]) -> list[Path] | None:
     """The document paths of an expression, or ``None``: a syntax DynamoDB refuses."""
     paths: list[Path] = []
-    end = len(text)
-    at = _skip_space(text, 0)
-    while True:
-        element, at = _element(text, at, names, used)
+    for spelled in text.split(","):  # no name or placeholder holds a comma
+        match = _PATH.fullmatch(spelled)
+        if match is None:
+            return None
+        first, rest = match.groups()
+        element = _element(first, names, used)
         if element is None:
             return None
+        if not rest:
+            paths.append((element,))
+            continue
         path: list[str | int] = [element]
-        while True:
-            at = _skip_space(text, at)
-            char = text[at] if at < end else ""
-            if char == "[":
-                index, at = _index(text, _skip_space(text, at + 1))
-                if index is None:
+        for name, index in _STEPS.findall(rest):
+            if index:
+                if len(index) > len(_MAX_INDEX_TEXT) or int(index) > MAX_INDEX:
                     return None
-                path.append(index)
-            elif char == ".":
-                element, at = _element(text, _skip_space(text, at + 1), names, used)
+                path.append(int(index))
+            else:
+                element = _element(name, names, used)
                 if element is None:
                     return None
                 path.append(element)
-            else:
-                break
-            if len(path) > MAX_DEPTH:
-                return None
-        paths.append(tuple(path))
-        if at == end:
-            return paths
-        if text[at] != ",":
+        if len(path) > MAX_DEPTH:
             return None
-        at = _skip_space(text, at + 1)
+        paths.append(tuple(path))
+    return paths
 
 
-def _skip_space(text: str, at: int) -> int:
-    end = len(text)
-    while at < end and text[at] in _SPACE:
-        at += 1
-    return at
-
-
-def _element(
-    text: str, at: int, names: Mapping[str, str], used: set[str]
-) -> tuple[str | None, int]:
-    """The attribute name at ``at`` (a placeholder resolved), and where it ends."""
-    end = len(text)
-    start = at
-    placeholder = at < end and text[at] == "#"
-    if placeholder:
-        at += 1
-    elif not (at < end and text[at] in _NAME_START):
-        return None, at
-    while at < end and text[at] in _NAME_CHARS:
-        at += 1
-    token = text[start:at]
-    if placeholder:
+def _element(token: str, names: Mapping[str, str], used: set[str]) -> str | None:
+    """The attribute a name or ``#placeholder`` token names, or ``None``: refused."""
+    if token[0] == "#":
         name = names.get(token)
-        if name is None:
-            return None, at  # DynamoDB: "An expression attribute name ... is not defined"
-        used.add(token)
-        return name, at
-    if token.upper() in RESERVED_WORDS:
-        return None, at
-    return token, at
-
-
-def _index(text: str, at: int) -> tuple[int | None, int]:
-    """The list index at ``at`` (after ``[``), and where its ``]`` ends."""
-    end = len(text)
-    start = at
-    while at < end and text[at] in _DIGITS:
-        at += 1
-    digits = text[start:at]
-    at = _skip_space(text, at)
-    if not digits or (digits[0] == "0" and len(digits) > 1) or not (at < end and text[at] == "]"):
-        return None, at
-    if len(digits) > len(str(MAX_INDEX)) or int(digits) > MAX_INDEX:
-        return None, at
-    return int(digits), at + 1
+        if name is not None:  # else DynamoDB: "An expression attribute name ... is not defined"
+            used.add(token)
+        return name
+    if token[0] in _NOT_A_NAME_START or token.upper() in RESERVED_WORDS:
+        return None
+    return token
 
 
 def _disjoint(paths: list[Path]) -> bool:
     """No path is another's prefix (they overlap) or takes it as a map and a list (conflict).
 
-    Sorted with names before indexes, paths sharing a prefix are neighbours, so
-    comparing neighbours finds every overlap and conflict.
+    The paths are walked into a tree of their elements: a path that ends where
+    another goes on, or goes on where another ended, overlaps it; a node whose
+    children mix names and indexes is a conflict.
     """
-    ordered = sorted(paths, key=lambda path: tuple((type(e) is int, e) for e in path))
-    for one, other in pairwise(ordered):
-        for mine, theirs in zip(one, other, strict=False):
-            if type(mine) is not type(theirs):
-                return False
-            if mine != theirs:
+    if all(len(path) == 1 for path in paths):  # top-level names only, the commonest
+        return len(set(paths)) == len(paths)
+    root: dict[str | int, Any] = {}
+    for path in paths:
+        node = root
+        last = len(path) - 1
+        for depth, element in enumerate(path):
+            for sibling in node:
+                if type(sibling) is not type(element):
+                    return False
                 break
-        else:
-            return False
+            if depth == last:
+                if element in node:
+                    return False
+                node[element] = None  # a path ends here
+            else:
+                child = node.get(element)
+                if child is None:
+                    if element in node:
+                        return False
+                    child = node[element] = {}
+                node = child
     return True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from types import SimpleNamespace
 from typing import Any
 
@@ -666,3 +667,29 @@ def test_a_consistent_read_of_no_boolean_is_never_cached(consistent: object) -> 
     assert plan_get({**GET, "ConsistentRead": consistent}) is None
     assert plan_page("scan", {"TableName": "t", "ConsistentRead": consistent}) is None
     assert plan_batch_get(batch(KEY, ConsistentRead=consistent)) is None
+
+
+def _clash(one: tuple[str | int, ...], other: tuple[str | int, ...]) -> bool:
+    """DynamoDB's rule, pair by pair: one path a prefix of the other, or a map beside a list."""
+    for mine, theirs in zip(one, other, strict=False):
+        if type(mine) is not type(theirs):
+            return True
+        if mine != theirs:
+            return False
+    return True
+
+
+def test_overlaps_and_conflicts_are_found_among_many_paths_as_pair_by_pair() -> None:
+    rng = random.Random(11)
+    elements: list[str | int] = ["a", "b", 0, 1]
+    for _ in range(3000):
+        paths = [
+            (rng.choice("ab"), *(rng.choice(elements) for _ in range(rng.randrange(0, 4))))
+            for _ in range(rng.randrange(1, 6))
+        ]
+        expression = ", ".join(
+            "".join(f"[{e}]" if isinstance(e, int) else f".{e}" for e in path)[1:] for path in paths
+        )
+        clash = any(_clash(p, q) for i, p in enumerate(paths) for q in paths[i + 1 :])
+        plan = plan_get({**GET, "ProjectionExpression": expression})
+        assert (plan is None) == clash, expression

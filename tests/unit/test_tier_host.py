@@ -226,7 +226,7 @@ async def test_a_cache_without_tiers_has_no_tier_stats() -> None:
 async def test_loads_of_one_site_carry_one_label_and_another_site_another() -> None:
     tier = RecordingTier()
     first, second = backend(), backend()
-    second.meta.region_name = "eu-west-1"  # type: ignore[attr-defined]
+    second.meta.region_name = "eu-west-1"
     async with aiodax.Cache(shared_tier=tier) as cache:
         await cache.wrap(first.client()).get_item(TableName="t", Key=KEY)
         await cache.wrap(second.client()).get_item(TableName="t", Key=KEY)

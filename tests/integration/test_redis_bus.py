@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import subprocess
 import tempfile
@@ -326,3 +327,56 @@ async def test_a_cache_starts_and_closes_while_redis_is_down(
         cached = cache.wrap(raw_client)
         await cached.put_item(TableName=table, Item=item("v"))
         assert await value_of(cached, table) == "v"
+
+
+# ------------------------------------------------------------------ security
+
+#: The least-privilege user of docs/operations.md, for the namespace "bus-test".
+ACL_RULES = (
+    "on",
+    ">secret",
+    "~aiodax:v1:{bus-test}:*",
+    "&aiodax:v1:{bus-test}:*",
+    "+@read",
+    "+@write",
+    "+@stream",
+    "+@scripting",
+    "+@pubsub",
+    "+@connection",
+    "-@dangerous",
+)
+
+
+async def test_the_documented_acl_user_runs_the_bus_of_its_namespace_only(
+    server: _Redis, raw_redis: redis.Redis, raw_client: DynamoDBClient, table: str
+) -> None:
+    await raw_redis.execute_command("ACL", "SETUSER", "app", *ACL_RULES)
+    url = f"redis://app:secret@127.0.0.1:{server.port}/0"
+    async with (
+        aiodax.Cache(redis=url, namespace="bus-test") as writer_cache,
+        aiodax.Cache(redis=url, namespace="bus-test") as reader_cache,
+    ):
+        reader = reader_cache.wrap(raw_client)
+        await raw_client.put_item(TableName=table, Item=item("old"))
+        assert await value_of(reader, table) == "old"
+        await writer_cache.wrap(raw_client).put_item(TableName=table, Item=item("new"))
+        await seen(reader, table, "new")
+        assert tier_stats(writer_cache)["BusState"] == "connected"
+    tier = aiodax.RedisTier(url, namespace="elsewhere", liveness=0.3)
+    async with aiodax.Cache(redis=tier) as outsider:
+        assert tier_stats(outsider)["BusState"] == "degraded"
+
+
+async def test_losing_and_regaining_redis_is_logged_on_the_aiodax_logger(
+    pair: Pair, server: _Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, _, _, reader_cache = pair
+    caplog.set_level(logging.INFO, logger="aiodax")
+    server.kill()
+    await until(lambda: tier_stats(reader_cache)["BusState"] == "degraded", within=5)
+    server.start()
+    await until(lambda: tier_stats(reader_cache)["BusState"] == "connected", within=10)
+    messages = [record.getMessage() for record in caplog.records if record.name == "aiodax"]
+    assert any("unreachable" in message for message in messages)
+    assert any("lost messages" in message for message in messages)  # it came back empty
+    assert any("is back" in message for message in messages)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 from collections import deque
 from collections.abc import Iterable
@@ -53,6 +54,8 @@ GENERATION_LIFETIME_MS: Final = 24 * 3600 * 1000
 BACKOFF: Final = (0.05, 1.0)
 #: What the network and the client raise when Redis is not there.
 REDIS_FAILURES: Final = (RedisError, OSError, TimeoutError, EOFError)
+
+_LOG: Final = logging.getLogger("aiodax")
 
 CONNECTED: Final = "connected"
 DEGRADED: Final = "degraded"
@@ -163,7 +166,7 @@ class StreamBus:
             async with asyncio.timeout(self._link.tier.liveness):
                 await connected.wait()
         if self.state == STARTING:
-            self._degrade()
+            self._degrade("no answer within liveness")
 
     async def _listen_forever(self, connected: asyncio.Event) -> None:
         link = self._link
@@ -184,10 +187,10 @@ class StreamBus:
                     )
                     for _, entries in reply or ():
                         self._receive(entries)
-            except REDIS_FAILURES:
+            except REDIS_FAILURES as error:
                 if self.state == CLOSED:
                     return
-                self._degrade()
+                self._degrade(error)
                 connected.set()
                 await link.drop_listening()
                 await asyncio.sleep(delay)
@@ -205,7 +208,7 @@ class StreamBus:
             # Redis lost its data (a restart, a failover to an empty replica):
             # whatever was sent while this process was away is gone.
             self._epoch = epoch
-            self._missed()
+            self._missed("Redis lost its data (a new epoch)")
         else:
             return  # the stream is where it was: read on from the last message
         self._last_id = last[0] if last else b"0-0"
@@ -222,13 +225,13 @@ class StreamBus:
             except (KeyError, ValueError):
                 seq = -1
             if seq != self._last_seq + 1:
-                self._missed()
+                self._missed(f"message {seq} after {self._last_seq}")
             self._last_seq = seq
             decoded = decode(fields.get(b"m"))
             if decoded is None:
                 # What it would have dropped is unknown: drop everything.
                 self.bad_messages += 1
-                self._missed()
+                self._missed(f"message {entry_id!r} does not decode")
                 continue
             sender, invalidation = decoded
             if sender == origin:
@@ -236,22 +239,30 @@ class StreamBus:
             self.messages_in += 1
             host.apply(invalidation)
 
-    def _missed(self) -> None:
+    def _missed(self, why: str) -> None:
         assert self._host is not None
+        _LOG.warning("aiodax: the Redis bus may have lost messages (%s): dropping the cache", why)
         self.flushes += 1
         self._host.apply(Invalidation(None))
 
     def _set_connected(self) -> None:
         if self.state != CONNECTED:
+            if self.state == DEGRADED:
+                _LOG.info("aiodax: the Redis tier is back: %s", self._link.tier)
             self.state = CONNECTED
             self._link.available = True
             assert self._host is not None
             self._host.degrade(None)
             self._wake.set()  # what the outbox kept goes out now
 
-    def _degrade(self) -> None:
+    def _degrade(self, why: object) -> None:
         if self.state in (DEGRADED, CLOSED):
             return
+        _LOG.warning(
+            "aiodax: the Redis tier is unreachable (%s): entries live at most %s s",
+            why or type(why).__name__,
+            self._link.tier.degraded_ttl,
+        )
         self.state = DEGRADED
         self._link.available = False
         self.degraded_periods += 1

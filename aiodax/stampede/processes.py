@@ -78,7 +78,8 @@ class RunSummary:
     """One run of every process, summed up."""
 
     mode: Mode
-    calls: Counter[str]
+    #: requests that reached DynamoDB, by operation (``get_item``…)
+    calls: dict[str, int]
     requests: int
     errors: int
     p50_ms: float
@@ -98,38 +99,44 @@ def deal(plan: Sequence[Operation], processes: int) -> list[tuple[Operation, ...
 def staleness(reads: Sequence[Stamp], writes: Sequence[Stamp]) -> tuple[int, float]:
     """How many ``reads`` were stale, and the worst staleness in seconds.
 
-    A read of an item is stale when a write of a newer version of it had been
-    acknowledged before the read started; its staleness runs from the earliest
-    such acknowledgement.  Versions order writes (they are taken from a clock all
-    processes share when each write is sent).
+    A write's version is when it was sent (``time.monotonic_ns``, a clock every
+    process shares), its stamp when it was acknowledged.  A read that returned the
+    version of write V is stale when another write W of the item was sent after V
+    was acknowledged (so DynamoDB applied W after V) and acknowledged before the read
+    began; its staleness runs from W's acknowledgement.  Writes that overlapped V may
+    have landed in either order, so reading V after them is not counted.  Version 0
+    is the item as seeded before the run.
     """
-    by_item: dict[int, list[tuple[float, int]]] = {}
+    by_item: dict[int, list[tuple[float, float]]] = {}
+    acked_at: dict[tuple[int, int], float] = {}
     for rank, version, acked in writes:
-        by_item.setdefault(rank, []).append((acked, version))
-    #: per item: acknowledgement times, and the newest version acknowledged by each
-    newest_by_then: dict[int, tuple[list[float], list[int]]] = {}
-    for rank, acks in by_item.items():
-        acks.sort()
-        times, newest = [], []
-        best = -1
-        for acked, version in acks:
-            best = max(best, version)
-            times.append(acked)
-            newest.append(best)
-        newest_by_then[rank] = (times, newest)
+        by_item.setdefault(rank, []).append((version / 1e9, acked))
+        acked_at[rank, version] = acked
+    #: per item: send times in order, and the earliest acknowledgement of the writes
+    #: sent at or after each
+    later: dict[int, tuple[list[float], list[float]]] = {}
+    for rank, sent_acked in by_item.items():
+        sent_acked.sort()
+        sends = [sent for sent, _ in sent_acked]
+        earliest = [0.0] * len(sent_acked)
+        soonest = float("inf")
+        for at in range(len(sent_acked) - 1, -1, -1):
+            soonest = min(soonest, sent_acked[at][1])
+            earliest[at] = soonest
+        later[rank] = (sends, earliest)
     stale, worst = 0, 0.0
     for rank, version, started in reads:
-        found = newest_by_then.get(rank)
-        if found is None:
+        found = later.get(rank)
+        if found is None or version < 0:
             continue
-        times, newest = found
-        at = bisect.bisect_left(times, started) - 1
-        if at >= 0 and newest[at] > version:
+        written = float("-inf") if version == 0 else acked_at.get((rank, version))
+        if written is None:
+            continue  # a version no write of this run sent
+        sends, earliest = found
+        at = bisect.bisect_right(sends, written)
+        if at < len(sends) and earliest[at] < started:
             stale += 1
-            # The first acknowledgement of a version newer than what was read
-            # (``newest`` never decreases).
-            first = times[bisect.bisect_right(newest, version, 0, at + 1)]
-            worst = max(worst, started - first)
+            worst = max(worst, started - earliest[at])
     return stale, worst
 
 
@@ -155,7 +162,7 @@ def summarize(mode: Mode, results: Sequence[ProcessResult]) -> RunSummary:
 
     return RunSummary(
         mode,
-        calls,
+        dict(calls),
         len(latencies),
         sum(errors.values()),
         percentile(0.5),
@@ -242,6 +249,8 @@ async def run_processes(
             # The same starting item for every run: each begins from version 0.
             for rank in range(spec.keys):
                 await admin.put_item(TableName=target.table, Item=make_item(hash_key, rank))
+            namespace = f"stampede-{uuid.uuid4().hex[:12]}"  # the run's processes share it
+            start_at = time.monotonic() + _START_DELAY
             jobs = [
                 Job(
                     target.endpoint_url,
@@ -253,9 +262,9 @@ async def run_processes(
                     spec.ttl,
                     mode,
                     redis_url,
-                    f"stampede-{uuid.uuid4().hex[:12]}",
+                    namespace,
                     spec.max_connections,
-                    time.monotonic() + _START_DELAY,
+                    start_at,
                 )
                 for share in shares
             ]
@@ -299,12 +308,12 @@ def format_processes_report(
         "",
     ]
     rows = [
-        ("DynamoDB GetItem", [f"{s.calls.get('GetItem', 0):,}" for s in summaries]),
-        ("DynamoDB PutItem", [f"{s.calls.get('PutItem', 0):,}" for s in summaries]),
+        ("DynamoDB GetItem", [f"{s.calls.get('get_item', 0):,}" for s in summaries]),
+        ("DynamoDB PutItem", [f"{s.calls.get('put_item', 0):,}" for s in summaries]),
         ("requests", [f"{s.requests:,}" for s in summaries]),
         ("errors", [f"{s.errors:,}" for s in summaries]),
-        ("latency p50 ms", [f"{s.p50_ms:.2f}" for s in summaries]),
-        ("latency p99 ms", [f"{s.p99_ms:.2f}" for s in summaries]),
+        ("latency p50 ms", [f"{s.p50_ms:.3f}" for s in summaries]),
+        ("latency p99 ms", [f"{s.p99_ms:.3f}" for s in summaries]),
         ("stale reads", [f"{s.stale_reads:,}" for s in summaries]),
         ("worst staleness ms", [f"{s.worst_staleness_ms:.1f}" for s in summaries]),
     ]
@@ -323,7 +332,7 @@ def format_processes_report(
         )
     lines.append("")
     lines.append(
-        "stale reads: a read returned an older version than a write some process had "
-        "acknowledged before the read began"
+        "stale read: a read returned an item's version although a later write of it (sent "
+        "after that version was acknowledged) had been acknowledged before the read began"
     )
     return "\n".join(lines)

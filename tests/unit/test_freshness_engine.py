@@ -465,7 +465,6 @@ async def test_a_batch_joining_a_failing_get_item_serves_that_key_stale() -> Non
         clock.advance(TTL + 1)
         held = asyncio.Event()
         throttled = client_error("ThrottlingException", "GetItem")
-        original = fake.get_item
 
         async def held_then_throttled(**request: Any) -> dict[str, Any]:
             fake._record("get_item", request)
@@ -484,4 +483,26 @@ async def test_a_batch_joining_a_failing_get_item_serves_that_key_stale() -> Non
         answer = await batching
         assert answer["Responses"]["t"] == [item("v1"), named("b", "b2")]
         assert cache.stats()["StaleServed"] == 2
-        fake.get_item = original  # type: ignore[method-assign]
+
+
+async def test_a_write_through_the_cache_while_a_batch_loads_wins_over_its_stale_entry() -> None:
+    cache, fake, client, clock = batch_make(stale_if_error=60)
+    async with cache:
+        await client.batch_get_item(RequestItems=batch_of("a", "b"))
+        clock.advance(TTL + 1)
+        held = asyncio.Event()
+
+        async def held_then_throttled(**request: Any) -> dict[str, Any]:
+            fake._record("batch_get_item", request)
+            await held.wait()
+            raise client_error("ThrottlingException", "BatchGetItem")
+
+        fake.batch_get_item = held_then_throttled  # type: ignore[method-assign]
+        batching = asyncio.create_task(client.batch_get_item(RequestItems=batch_of("a", "b")))
+        await until(lambda: fake.calls["batch_get_item"] == 2)
+        await client.put_item(TableName="t", Item=named("b", "b2"))
+        held.set()
+        answer = await batching
+        # "a" stands in from its expired entry; "b" from the entry the write stored.
+        assert answer["Responses"]["t"] == [item("v1"), named("b", "b2")]
+        assert answer["UnprocessedKeys"] == {}

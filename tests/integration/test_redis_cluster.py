@@ -78,14 +78,18 @@ async def test_a_write_reaches_the_other_cache_through_a_cluster(
 # keeps them out of the suite; it reports what it saw.
 
 
-def _through_a_failover(cluster_url: str, endpoint: str, table: str, failed_over: Any) -> None:
+def _through_a_failover(
+    cluster_url: str, endpoint: str, table: str, ready: Any, failed_over: Any
+) -> None:
     import warnings
 
     warnings.simplefilter("ignore", ResourceWarning)
-    failed_over.put(asyncio.run(_failover_scenario(cluster_url, endpoint, table)))
+    failed_over.put(asyncio.run(_failover_scenario(cluster_url, endpoint, table, ready)))
 
 
-async def _failover_scenario(cluster_url: str, endpoint: str, table: str) -> dict[str, Any]:
+async def _failover_scenario(
+    cluster_url: str, endpoint: str, table: str, ready: Any
+) -> dict[str, Any]:
     import aioboto3
 
     from aiodax.testing.servers import client_kwargs
@@ -100,6 +104,7 @@ async def _failover_scenario(cluster_url: str, endpoint: str, table: str) -> dic
         writer, reader = writer_cache.wrap(raw), reader_cache.wrap(raw)
         await raw.put_item(TableName=table, Item=item("old"))
         first = await value_of(reader, table)
+        ready.set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 8
         version = 0
@@ -134,13 +139,14 @@ async def test_the_bus_survives_a_failover_of_its_master_and_no_request_fails(
     endpoint: str, table: str, cluster: RedisCluster
 ) -> None:
     context = multiprocessing.get_context("spawn")
-    results = context.Queue()
+    results, ready = context.Queue(), context.Event()
     child = context.Process(
-        target=_through_a_failover, args=(cluster.url, endpoint, table, results)
+        target=_through_a_failover, args=(cluster.url, endpoint, table, ready, results)
     )
     child.start()
     try:
-        await asyncio.sleep(2)  # the child is writing and reading by now
+        assert await asyncio.to_thread(ready.wait, 60), "the child never started"
+        await asyncio.sleep(0.5)  # the child is writing and reading by now
         await asyncio.to_thread(cluster.fail_over, BUS)
         found = await asyncio.to_thread(results.get, True, 60)
     finally:

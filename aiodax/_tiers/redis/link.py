@@ -87,7 +87,12 @@ class RedisLink:
         return self._listening
 
     async def drop_listening(self) -> None:
-        """Close the listening connection (it failed): the next read opens another."""
+        """Close the listening connection (it failed): the next read opens another.
+
+        A cluster client is kept: it reconnects and finds the slot's new master
+        itself, and a new one per failure would leave redis-py's nodes unclosed."""
+        if self.tier.cluster:
+            return
         client, self._listening = self._listening, None
         if client is not None:
             with contextlib.suppress(*CLOSE_FAILURES):

@@ -38,13 +38,24 @@ return seq
 """
 
 #: Where the bus stands: the namespace's epoch (set here by the first process to
-#: ask), the stream's last entry and the last ``seq`` taken, read together.
+#: ask), the stream's last entry, the last ``seq`` taken, and the ``seq`` of the entry
+#: after the one this process read last (``false`` if the stream no longer has it),
+#: read together.
 #:
-#: KEYS: epoch, bus, seq.  ARGV: a new random epoch, used if there is none.
+#: KEYS: epoch, bus, seq.  ARGV: a new random epoch, used if there is none; the id of
+#: the last entry this process read.
 CONNECT: Final = """
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 local last_id = false
 if #last > 0 then last_id = last[1][1] end
-return {redis.call('GET', KEYS[1]), last_id and {last_id} or {}, redis.call('GET', KEYS[3])}
+local following = false
+local after = redis.call('XRANGE', KEYS[2], '(' .. ARGV[2], '+', 'COUNT', 1)
+if #after > 0 then
+    local fields = after[1][2]
+    for at = 1, #fields, 2 do
+        if fields[at] == 's' then following = tonumber(fields[at + 1]) end
+    end
+end
+return {redis.call('GET', KEYS[1]), last_id and {last_id} or {}, redis.call('GET', KEYS[3]), following}
 """

@@ -7,12 +7,14 @@ from ._errors import (
     CacheClosedError,
     ConfigurationError,
     ConfigurationTypeError,
+    MissingExtraError,
     WrapError,
 )
 from ._facades import CachedClient, CachedResource, CachedTable
 from ._rules.policy import RetryPolicy
 from ._sessions import client, resource
-from ._tiers import Invalidation, InvalidationBus, Load, SharedTier
+from ._tiers import Invalidation, InvalidationBus, Load, Loaded, SharedTier, TierHost
+from ._tiers.redis import RedisTier
 
 __version__ = "0.1.0"
 
@@ -29,16 +31,21 @@ __all__ = [
     "INHERIT",
     "TableConfig",
     "RetryPolicy",
+    # the Redis tier between processes (Cache(redis=...), extra aiodax[redis])
+    "RedisTier",
     # extension points: what a cross-process tier implements
     "Invalidation",
     "InvalidationBus",
     "Load",
+    "Loaded",
     "SharedTier",
+    "TierHost",
     # errors
     "AiodaxError",
     "CacheClosedError",
     "ConfigurationError",
     "ConfigurationTypeError",
+    "MissingExtraError",
     "WrapError",
 ]
 

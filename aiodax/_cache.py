@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any, Self, overload
 
 from ._config import DEFAULT_FENCE, DEFAULT_MAX_BYTES, DEFAULT_TTL, CacheConfig, Clock, TableConfig
 from ._engine import Engine
-from ._errors import ConfigurationTypeError
+from ._errors import ConfigurationError, ConfigurationTypeError
 from ._facades import CachedClient, CachedResource, wrap
 from ._rules.policy import RetryPolicy
 from ._rules.wire import canonical_key
 from ._tiers import InvalidationBus, SharedTier
+from ._tiers.redis import RedisTier, build
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.service_resource import DynamoDBServiceResource
@@ -43,6 +44,15 @@ class Cache:
     :param shared_tier: a ``SharedTier`` every miss goes through on its way to
         DynamoDB; none by default.  Both start when the cache is entered
         (``async with``) and stop when it closes.
+    :param redis: the Redis tier between this process and the others of
+        ``namespace``: a URL (``redis://``, ``rediss://``) or an ``aiodax.RedisTier``
+        with its options.  Writes and drops here reach every other process, which
+        drops the same entries; misses are shared through Redis, one process
+        reading each from DynamoDB; a Redis that fails fails no read or write
+        (docs/operations.md).  Needs the extra: ``pip install 'aiodax[redis]'``.
+        Takes the place of ``bus`` and ``shared_tier``.
+    :param namespace: with a ``redis`` URL, the namespace of the processes that
+        share one cache (``RedisTier.namespace``).
     :param fill_consistency: how misses read DynamoDB.  ``"fenced"`` (default):
         eventually consistent, except that for ``fence`` seconds after a drop of an
         item, a partition's pages or a table (a write, ``invalidate*``, a drop from
@@ -85,6 +95,8 @@ class Cache:
         refresh_ahead: float | None = None,
         stale_while_revalidate: float = 0.0,
         stale_if_error: float = 0.0,
+        redis: str | RedisTier | None = None,
+        namespace: str | None = None,
     ) -> None:
         self.config = CacheConfig.build(
             item_ttl=item_ttl,
@@ -108,6 +120,10 @@ class Cache:
         ):
             if seam is not None and not isinstance(seam, protocol):
                 raise ConfigurationTypeError(f"{name} must implement aiodax.{protocol.__name__}")
+        if redis is not None:
+            bus, shared_tier = redis_seams(redis, namespace, bus, shared_tier)
+        elif namespace is not None:
+            raise ConfigurationError("namespace is the Redis tier's: pass it with redis=")
         self._engine = Engine(self.config, retry=retry, bus=bus, tier=shared_tier)
 
     def __repr__(self) -> str:
@@ -179,3 +195,27 @@ class Cache:
 def _check_table(table: object) -> None:
     if not isinstance(table, str) or not table:
         raise TypeError(f"a table is named by a non-empty string, not {table!r}")
+
+
+def redis_seams(
+    redis: object,
+    namespace: object,
+    bus: InvalidationBus | None,
+    shared_tier: SharedTier | None,
+) -> tuple[InvalidationBus, SharedTier | None]:
+    """The bus and shared tier ``Cache(redis=..., namespace=...)`` asks for."""
+    if bus is not None or shared_tier is not None:
+        raise ConfigurationError("redis= takes the place of bus= and shared_tier=; pass one")
+    if isinstance(redis, str):
+        tier = RedisTier(redis) if namespace is None else RedisTier(redis, namespace=namespace)  # type: ignore[arg-type]
+    elif isinstance(redis, RedisTier):
+        if namespace is not None and namespace != redis.namespace:
+            raise ConfigurationError(
+                "namespace is set in the RedisTier given as redis=; do not pass another"
+            )
+        tier = redis
+    else:
+        raise ConfigurationTypeError(
+            f"redis must be a URL or an aiodax.RedisTier, not {type(redis).__name__}"
+        )
+    return build(tier)

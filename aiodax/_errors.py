@@ -29,3 +29,8 @@ class WrapError(AiodaxError, TypeError):
 
 class CacheClosedError(AiodaxError, RuntimeError):
     """The ``Cache`` was closed; it serves no more requests."""
+
+
+class MissingExtraError(AiodaxError, ImportError):
+    """An option needs an optional dependency that is not installed; the message
+    names the extra that brings it (``pip install 'aiodax[redis]'``)."""

@@ -55,8 +55,9 @@ class Stats:
         current_entries: int,
         in_flight: int,
         writes_in_flight: int,
+        tier: dict[str, Any],
     ) -> dict[str, Any]:
-        return {
+        counters = {
             "ItemCacheHits": self.item_hits,
             "ItemCacheMisses": self.item_misses,
             "NegativeCacheHits": self.negative_hits,
@@ -81,3 +82,6 @@ class Stats:
             "InFlight": in_flight,
             "WritesInFlight": writes_in_flight,
         }
+        if tier:
+            counters["Tier"] = tier
+        return counters

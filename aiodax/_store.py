@@ -199,6 +199,20 @@ class Store:
             count += self.discard(key)
         return count
 
+    def expire_by(self, until: float) -> None:
+        """No entry lives past ``until``: every expiry (hit horizon, TTL, projections')
+        later than it becomes ``until``."""
+        for entry in self.entries.values():
+            if entry.expires_at > until:
+                entry.expires_at = until
+            if entry.fresh_until > until:
+                entry.fresh_until = until
+            if isinstance(entry, ItemEntry) and entry.projections:
+                entry.projections = {
+                    projection: (image, min(expires_at, until))
+                    for projection, (image, expires_at) in entry.projections.items()
+                }
+
     def clear(self) -> None:
         self.entries.clear()
         self._by_tag.clear()

@@ -26,7 +26,7 @@ from .._config import CacheConfig
 from .._rules.policy import RetryPolicy
 from .._rules.tables import table_token
 from .._rules.wire import ItemKey
-from .._tiers import InvalidationBus, SharedTier
+from .._tiers import Invalidation, InvalidationBus, SharedTier
 from .._tiers.local import DirectLoads, NoBus
 from .batch import BatchReads
 from .fast_path import (
@@ -142,8 +142,19 @@ class Engine:
 
     async def start(self) -> None:
         """Start the tiers' background work (the bus's listener)."""
-        await self._tier.start()
-        await self._bus.start(self.invalidator.apply)
+        await self._tier.start(self)
+        await self._bus.start(self)
+
+    # ------------------------------------------------------ TierHost (``_tiers``)
+
+    def apply(self, invalidation: Invalidation) -> None:
+        self.invalidator.apply(invalidation)
+
+    def degrade(self, ttl: float | None) -> None:
+        shared = self.shared
+        shared.degraded_ttl = ttl
+        if ttl is not None:
+            shared.store.expire_by(shared.clock() + ttl)
 
     async def aclose(self) -> None:
         shared = self.shared
@@ -165,4 +176,5 @@ class Engine:
             current_entries=len(store),
             in_flight=shared.in_flight,
             writes_in_flight=shared.guards.writes_in_flight,
+            tier={**self._tier.stats(), **self._bus.stats()},
         )

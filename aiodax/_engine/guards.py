@@ -47,6 +47,7 @@ from typing import Final
 
 from .._rules.tables import FIRST_SITE, bare_name, table_token
 from .._rules.tags import item_key, item_tags
+from .._rules.wire import ItemKey
 from .._rules.writes import ItemRef, WritePlan
 
 #: The scope every drop of everything bumps, and every fill depends on.
@@ -361,6 +362,20 @@ class WriteGuards:
             else:
                 del self._unkeyed[table]
         return frozenset(overlapped)
+
+    def written_elsewhere(self, table: str | None, key: ItemKey | None = None) -> None:
+        """Another process wrote ``key`` of ``table`` (``None``: any key; a ``table``
+        of ``None``: any table): the writes in flight here to what it wrote
+        overlapped it, and invalidate instead of storing (the other may have
+        landed after them)."""
+        if table is not None and key is not None:
+            writes = self._writing.get((table, key))
+            if writes is not None:
+                writes.overlapped = True
+            return
+        for (written_table, _), writes in self._writing.items():
+            if table is None or written_table == table:
+                writes.overlapped = True
 
     @property
     def writes_in_flight(self) -> int:

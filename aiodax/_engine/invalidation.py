@@ -117,13 +117,22 @@ class Invalidator:
             self._bus.publish(Invalidation(None))
 
     def apply(self, invalidation: Invalidation) -> None:
-        """Drop what another process's ``invalidation`` names, without publishing it again."""
+        """Drop what another process's ``invalidation`` names, without publishing it again.
+
+        It tells of a write elsewhere: a write in flight here to what it names
+        invalidates instead of storing (two processes writing one item end at
+        "absent", never at the older value)."""
+        self._shared.guards.written_elsewhere(invalidation.table, invalidation.key)
         if invalidation.table is None:
             self.drop_all(publish=False)
         elif invalidation.key is None:
             self.drop_table(invalidation.table, publish=False)
         else:
             self.drop_item(invalidation.table, invalidation.key, publish=False)
+
+    async def published(self) -> None:
+        """Wait (briefly: the bus's own bound) until what was published went out."""
+        await self._bus.flush()
 
     def _fence_end(self, table: TableToken) -> float | None:
         """Until when fills of what a drop of ``table``'s entries names read consistently."""

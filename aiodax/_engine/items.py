@@ -16,7 +16,6 @@ from .._backend import Backend, read_failed_transiently
 from .._flight import Flight
 from .._rules.failures import Sent
 from .._rules.freshness import Decision, decide, hit_horizon, serves_if_error
-from .._rules.policy import expiry
 from .._rules.projection import Projection, project, top_level_names
 from .._rules.reads import GetPlan, ItemFlightKey, plan_get
 from .._rules.responses import HIT_METADATA, add_answer_metadata, zero_capacity
@@ -220,8 +219,9 @@ class ItemReads:
             request = send
             if loader.consistent(flight_key[0], item_flight_scopes(flight_key)):
                 request = {**send, "ConsistentRead": True}
-            answer = await loader.send(backend, "get_item", request)
-            return {flight_key: ItemResult(freeze(answer.get("Item")), answer)}
+            loaded = await loader.send(backend, "get_item", request, flight_key[0], flight_key[1])
+            answer = loaded.answer
+            return {flight_key: ItemResult(freeze(answer.get("Item")), answer, age=loaded.age)}
 
         return loader.start(
             self._shared.item_flights,
@@ -238,7 +238,7 @@ class ItemReads:
         in ``load_time`` seconds."""
         if not result.unprocessed:
             table, key, projection = flight_key
-            self.store_image(table, key, projection, result.image, load_time)
+            self.store_image(table, key, projection, result.image, load_time, result.age)
 
     def store_image(
         self,
@@ -247,15 +247,17 @@ class ItemReads:
         projection: Projection | None,
         image: Image,
         load_time: float | None = None,
+        age: float = 0.0,
     ) -> None:
         """Cache ``image`` (``None``: missing) as ``key``'s item or its ``projection``,
-        loaded in ``load_time`` seconds (``None``: a write's, so the last load's)."""
+        loaded in ``load_time`` seconds (``None``: a write's, so the last load's) and
+        read from DynamoDB ``age`` seconds ago (its TTL counts from then)."""
         shared = self._shared
         if shared.closed:
             return  # a write that finished after aclose() must not refill the cache
         ttls = shared.ttls(table)
         now = shared.clock()
-        expires_at = expiry(now, ttls.negative if image is None else ttls.item)
+        expires_at = shared.expiry(now, age, ttls.negative if image is None else ttls.item)
         store_key = item_key(table, key)
         if expires_at is None:
             shared.store.discard(store_key)

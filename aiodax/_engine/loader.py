@@ -36,10 +36,10 @@ from .._errors import CacheClosedError
 from .._flight import Flight, Flights
 from .._rules.failures import Failure, Sent, failure_is_shared
 from .._rules.reads import BatchPlan, ItemFlightKey
-from .._rules.tables import TableToken
+from .._rules.tables import TableToken, bare_name
 from .._rules.tags import Tags, item_scopes
-from .._rules.wire import Image, WireItem, freeze
-from .._tiers import Load, SharedTier
+from .._rules.wire import Image, ItemKey, WireItem, freeze
+from .._tiers import Load, Loaded, SharedTier
 from .shared import Shared
 
 K = TypeVar("K", bound=Hashable)
@@ -52,11 +52,14 @@ class ItemResult:
 
     ``answer`` is the GetItem response that brought it, ``None`` for a key of a
     BatchGetItem or a hit.  ``unprocessed``: DynamoDB kept refusing the key.
+    ``age``: seconds since DynamoDB gave the answer (a shared tier's copy is older
+    than its load).
     """
 
     image: Image
     answer: Mapping[str, Any] | None = None
     unprocessed: bool = False
+    age: float = 0.0
 
 
 UNPROCESSED: Final = ItemResult(None, unprocessed=True)
@@ -204,17 +207,30 @@ class Loader:
             return shared.guards.fenced(scopes)
         return consistency == "strong"
 
-    async def send(self, backend: Backend, operation: str, request: dict[str, Any]) -> Any:
-        """DynamoDB's answer to one read, through the shared tier."""
+    async def send(
+        self,
+        backend: Backend,
+        operation: str,
+        request: dict[str, Any],
+        table: TableToken | None = None,
+        key: ItemKey | None = None,
+    ) -> Loaded:
+        """DynamoDB's answer to one read of ``table`` (``key``: a GetItem's), through
+        the shared tier."""
         shared = self._shared
         if request.get("ConsistentRead") is True or (
             operation == "batch_get_item"
             and any(spec.get("ConsistentRead") is True for spec in request["RequestItems"].values())
         ):
             shared.stats.consistent_fills += 1
-        return await self._tier.load(
-            Load(operation, request), lambda: shared.call(backend, operation, request)
+        load = Load(
+            operation,
+            request,
+            shared.sites.label_of(backend),
+            None if table is None else bare_name(table),
+            key,
         )
+        return await self._tier.load(load, lambda: shared.call(backend, operation, request))
 
     async def batch(
         self,
@@ -236,7 +252,7 @@ class Loader:
                 key[0] for key in remaining if self.consistent(key[0], item_flight_scopes(key))
             }
             send = batch_request(plan, remaining, consistent)
-            answer = await self.send(backend, "batch_get_item", send)
+            answer = (await self.send(backend, "batch_get_item", send)).answer
             for capacity in answer.get("ConsumedCapacity") or ():
                 table = capacity.get("TableName")
                 consumed[table] = consumed.get(table, 0.0) + capacity.get("CapacityUnits", 0.0)

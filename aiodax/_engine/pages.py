@@ -15,7 +15,6 @@ from typing import Any
 from .._backend import Backend, read_failed_transiently
 from .._rules.failures import Sent
 from .._rules.freshness import NO_FRESHNESS, Decision, decide, hit_horizon, serves_if_error
-from .._rules.policy import expiry
 from .._rules.reads import PagePlan, plan_page
 from .._rules.responses import (
     HIT_METADATA,
@@ -92,7 +91,7 @@ class PageReads:
             stats.coalesced += 1
             sent = self._loader.sent_by(flight)
         try:
-            page, answer = (await shared.wait(shared.page_flights, (flight,)))[plan.store_key]
+            page, answer, _ = (await shared.wait(shared.page_flights, (flight,)))[plan.store_key]
         except Exception as error:
             # A joined request differs from this one in ReturnConsumedCapacity at most.
             if sent is not None and not self._loader.is_shared(error, sent, (operation, plan.send)):
@@ -185,11 +184,11 @@ class PageReads:
                     request = {**send, "ConsistentRead": True}
                 else:
                     lives_until = guards.fence_end(scopes)
-            answer = await loader.send(backend, operation, request)
-            return {store_key: (freeze_page(answer), answer)}
+            loaded = await loader.send(backend, operation, request, table)
+            return {store_key: (freeze_page(loaded.answer), loaded.answer, loaded.age)}
 
         def keep(key: StoreKey, result: Any, load_time: float) -> None:
-            self.store_page(key, result[0], tags, lives_until, load_time)
+            self.store_page(key, result[0], tags, lives_until, load_time, result[2])
 
         return loader.start(
             self._shared.page_flights,
@@ -209,13 +208,15 @@ class PageReads:
         tags: Tags,
         lives_until: float | None = None,
         load_time: float = 0.0,
+        age: float = 0.0,
     ) -> None:
-        """Cache ``page`` for its table's query TTL, and at most until ``lives_until``;
-        ``load_time``: seconds its load took."""
+        """Cache ``page`` for its table's query TTL counted from DynamoDB's answer,
+        ``age`` seconds ago, and at most until ``lives_until``; ``load_time``:
+        seconds its load took."""
         shared = self._shared
         now = shared.clock()
         table = table_of(store_key)
-        expires_at = expiry(now, shared.ttls(table).query)
+        expires_at = shared.expiry(now, age, shared.ttls(table).query)
         if expires_at is None or shared.closed:
             return
         lagging = lives_until is not None

@@ -18,7 +18,7 @@ from .._config import CacheConfig, Fills, TTLs
 from .._errors import CacheClosedError
 from .._flight import Flight, Flights
 from .._rules.freshness import Freshness
-from .._rules.policy import RetryPolicy
+from .._rules.policy import RetryPolicy, expiry
 from .._rules.reads import ItemFlightKey
 from .._rules.tables import TableToken, bare_name
 from .._rules.tags import StoreKey, item_key, item_tags
@@ -58,6 +58,7 @@ class Shared:
         "clock",
         "closed",
         "config",
+        "degraded_ttl",
         "guards",
         "item_flights",
         "page_flights",
@@ -88,6 +89,9 @@ class Shared:
         self._ttls: dict[TableToken, TTLs] = {}
         self._fills: dict[TableToken, Fills] = {}
         self.closed = False
+        #: while a tier cannot vouch for this process's entries, how long any is kept
+        #: (``TierHost.degrade``); ``None``: as long as its TTL
+        self.degraded_ttl: float | None = None
 
     def ttls(self, table: TableToken) -> TTLs:
         found = self._ttls.get(table)
@@ -104,6 +108,17 @@ class Shared:
         if found is None:
             found = self._fills[table] = self.config.fills_for(bare_name(table))
         return found
+
+    def expiry(self, now: float, age: float, ttl: float) -> float | None:
+        """When an entry read from DynamoDB ``age`` seconds before ``now`` stops being
+        fresh (``_rules.policy.expiry``), kept no longer than a degraded tier allows;
+        ``None``: do not store it."""
+        expires_at = expiry(now - age, ttl)
+        if expires_at is None:
+            return None
+        if self.degraded_ttl is not None:
+            expires_at = min(expires_at, now + self.degraded_ttl)
+        return expires_at if expires_at > now else None
 
     async def call(self, backend: Backend, operation: str, request: Mapping[str, Any]) -> Any:
         """The one way a request reaches DynamoDB: counted, then awaited."""

@@ -9,10 +9,17 @@ item of another region's, account's or principal's table.
 Credentials are told apart by their access key when they are static, and by the
 credentials object itself when they refresh (an assumed role's keys change on
 every refresh, while the object, shared by a session's clients, does not).
+
+A site's *label* names it the same way in every process, for what a shared tier
+keeps (``_tiers.Load.site``): a digest of the endpoint, the region and a static
+access key.  Refreshing credentials have no lasting name, so their clients share
+the label of their endpoint and region: one namespace per account and principal
+keeps them apart (docs/operations.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Hashable
 from typing import Any, Final
 
@@ -42,6 +49,14 @@ def site_identity(backend: Backend) -> Hashable:
     )
 
 
+def site_label(identity: Any) -> str:
+    """The name of the site of ``identity`` (``site_identity``) in every process."""
+    endpoint, region, principal = identity
+    key = principal[1] if principal[0] == "access key" else ""
+    spelled = f"{endpoint or ''}\n{region or ''}\n{key}".encode()
+    return hashlib.blake2b(spelled, digest_size=8).hexdigest()
+
+
 class _ByIdentity:
     """An object compared by identity, kept alive so that its ``id`` is not reused."""
 
@@ -65,10 +80,12 @@ _REMEMBERED_BACKENDS: Final = 64
 class Sites:
     """Site numbers by identity, and every token seen of each bare table name."""
 
-    __slots__ = ("_aliases", "_by_backend", "_numbers")
+    __slots__ = ("_aliases", "_by_backend", "_labels", "_numbers")
 
     def __init__(self) -> None:
         self._numbers: dict[Hashable, int] = {}
+        #: site number → its label (``site_label``)
+        self._labels: list[str] = []
         #: id(backend) → (backend, site): reading an identity costs a few lookups
         self._by_backend: dict[int, tuple[Backend, int]] = {}
         self._aliases: dict[str, set[TableToken]] = {}
@@ -82,10 +99,15 @@ class Sites:
         number = self._numbers.get(identity)
         if number is None:
             number = self._numbers[identity] = len(self._numbers)
+            self._labels.append(site_label(identity))
         if len(self._by_backend) >= _REMEMBERED_BACKENDS:
             self._by_backend.clear()
         self._by_backend[id(backend)] = (backend, number)
         return number
+
+    def label_of(self, backend: Backend) -> str:
+        """``backend``'s site label (see the module docstring)."""
+        return self._labels[self.site_of(backend)]
 
     def note(self, table: TableToken) -> None:
         """``table`` is read or written: drops of its bare name must reach it."""

@@ -81,6 +81,9 @@ class WriteThrough:
         overlapped = shared.guards.finish(ticket)
         shared.stats.write_throughs += 1
         self._apply(plan, ticket, site, plan.outcomes(answer), overlapped)
+        # Acknowledged once the other processes can hear of it (or the bus gave up
+        # waiting: then it is queued, and the write is acknowledged all the same).
+        await self._invalidator.published()
         return plan.answer_for_caller(answer)
 
     def _apply(

@@ -11,9 +11,10 @@ process's behaviour.  The engine calls them at exactly two places:
   process's identical request instead of calling DynamoDB.
 
 A tier's background work (a listener, an outbox) starts with ``start`` when the
-cache is entered and stops with ``aclose`` when it closes.  Neither seam may fail a
-read or a write: a tier that loses its server answers from DynamoDB and drops
-what it can no longer vouch for.
+cache is entered and stops with ``aclose`` when it closes; ``start`` hands it the
+``TierHost``, what the engine lets a tier do to this process's cache.  Neither seam
+may fail a read or a write: a tier that loses its server answers from DynamoDB and
+drops what it can no longer vouch for.  ``stats`` add to ``Cache.stats()["Tier"]``.
 """
 
 from __future__ import annotations
@@ -44,10 +45,44 @@ class Invalidation:
 
 @dataclass(frozen=True, slots=True)
 class Load:
-    """One miss on its way to DynamoDB: the read operation and the request it sends."""
+    """One miss on its way to DynamoDB: the read operation and the request it sends.
+
+    ``site`` names the DynamoDB the request reaches (endpoint, region,
+    credentials), the same in every process; ``table`` is the bare name of the
+    table it reads (``None`` for a BatchGetItem, which may read several), ``key``
+    the item a GetItem reads.  A shared tier keys what it shares by all of them.
+    """
 
     operation: str
     request: dict[str, Any]
+    site: str = ""
+    table: str | None = None
+    key: ItemKey | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A ``Load``'s answer, and how many seconds ago DynamoDB gave it (``age``).
+
+    An answer shared between processes was read before it was asked for here: the
+    cache counts its TTL from the DynamoDB read, so that every process's entry
+    expires together.
+    """
+
+    answer: Any
+    age: float = 0.0
+
+
+class TierHost(Protocol):
+    """What a tier may do to this process's cache."""
+
+    def apply(self, invalidation: Invalidation) -> None:
+        """Drop what another process's ``invalidation`` names, here only."""
+
+    def degrade(self, ttl: float | None) -> None:
+        """The tier can no longer vouch for this process's entries: keep each at
+        most ``ttl`` seconds more (from now, and for every entry stored while
+        degraded); ``None`` ends it."""
 
 
 @runtime_checkable
@@ -57,20 +92,33 @@ class InvalidationBus(Protocol):
     def publish(self, invalidation: Invalidation) -> None:
         """Tell the other processes; must not block or raise (queue it instead)."""
 
-    async def start(self, apply: Callable[[Invalidation], None]) -> None:
-        """Start listening; ``apply`` drops a remote invalidation here."""
+    async def flush(self) -> None:
+        """Wait, for at most the bus's own short timeout, until what was published
+        has gone out; a write awaits it before it is acknowledged.  Never raises
+        for the bus's sake: what did not go out stays queued."""
+
+    async def start(self, host: TierHost) -> None:
+        """Start listening; remote invalidations go to ``host.apply``."""
 
     async def aclose(self) -> None:
         """Stop listening and flush or drop what is queued."""
+
+    def stats(self) -> dict[str, Any]:
+        """The bus's counters and state, for ``Cache.stats()["Tier"]``."""
 
 
 @runtime_checkable
 class SharedTier(Protocol):
     """The miss path shared between processes: an L2, leases for single-flight."""
 
-    async def load(self, load: Load, fetch: Callable[[], Awaitable[Any]]) -> Any:
-        """DynamoDB's answer to ``load``: ``await fetch()``, or a shared copy of it."""
+    async def load(self, load: Load, fetch: Callable[[], Awaitable[Any]]) -> Loaded:
+        """DynamoDB's answer to ``load``: ``await fetch()``, or a shared copy of it.
 
-    async def start(self) -> None: ...
+        ``fetch`` raises DynamoDB's errors, which ``load`` lets through unchanged."""
+
+    async def start(self, host: TierHost) -> None: ...
 
     async def aclose(self) -> None: ...
+
+    def stats(self) -> dict[str, Any]:
+        """The tier's counters, for ``Cache.stats()["Tier"]``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from . import Invalidation, Load
+from . import Invalidation, Load, Loaded, TierHost
 
 
 class NoBus:
@@ -16,11 +16,17 @@ class NoBus:
     def publish(self, invalidation: Invalidation) -> None:
         return None
 
-    async def start(self, apply: Callable[[Invalidation], None]) -> None:
+    async def flush(self) -> None:
+        return None
+
+    async def start(self, host: TierHost) -> None:
         return None
 
     async def aclose(self) -> None:
         return None
+
+    def stats(self) -> dict[str, Any]:
+        return {}
 
 
 class DirectLoads:
@@ -28,11 +34,14 @@ class DirectLoads:
 
     __slots__ = ()
 
-    async def load(self, load: Load, fetch: Callable[[], Awaitable[Any]]) -> Any:
-        return await fetch()
+    async def load(self, load: Load, fetch: Callable[[], Awaitable[Any]]) -> Loaded:
+        return Loaded(await fetch())
 
-    async def start(self) -> None:
+    async def start(self, host: TierHost) -> None:
         return None
 
     async def aclose(self) -> None:
         return None
+
+    def stats(self) -> dict[str, Any]:
+        return {}

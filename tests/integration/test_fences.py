@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import aioboto3
@@ -21,6 +21,7 @@ import aiodax
 from aiodax.testing import LaggingReplica
 from aiodax.testing.servers import client_kwargs
 from tests.support import FakeClock
+from tests.unit.fakes import RecordingBus
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -260,12 +261,13 @@ async def test_invalidate_table_fences_every_fill_of_the_table(
 async def test_another_process_s_drop_from_the_bus_fences_fills_here(
     clock: FakeClock, client: DynamoDBClient, table: str
 ) -> None:
-    bus = _Bus()
+    bus = RecordingBus()
     async with aiodax.Cache(clock=clock, bus=bus) as cache:
         cached = cache.wrap(client)
         await cached.get_item(TableName=table, Key=KEY)
         await client.put_item(TableName=table, Item=item("new"))  # the other process's write
-        bus.deliver(aiodax.Invalidation(table, ("pk", "S", "p", "sk", "S", "s")))
+        assert bus.apply is not None
+        bus.apply(aiodax.Invalidation(table, ("pk", "S", "p", "sk", "S", "s")))
         assert (await cached.get_item(TableName=table, Key=KEY))["Item"]["v"] == {"S": "new"}
 
 
@@ -356,23 +358,3 @@ async def test_the_resource_s_reads_after_its_writes_read_them(
             KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": "p"}
         )
         assert sorted(i["v"] for i in page["Items"]) == ["new", "newer"]
-
-
-class _Bus:
-    """An invalidation bus whose remote drops the test delivers by hand."""
-
-    def __init__(self) -> None:
-        self._apply: Callable[[aiodax.Invalidation], None] | None = None
-
-    def publish(self, invalidation: aiodax.Invalidation) -> None:
-        pass
-
-    async def start(self, apply: Callable[[aiodax.Invalidation], None]) -> None:
-        self._apply = apply
-
-    async def aclose(self) -> None:
-        self._apply = None
-
-    def deliver(self, invalidation: aiodax.Invalidation) -> None:
-        assert self._apply is not None
-        self._apply(invalidation)

@@ -104,19 +104,30 @@ class RecordingBus:
 
     def __init__(self) -> None:
         self.published: list[aiodax.Invalidation] = []
-        self.apply: Callable[[aiodax.Invalidation], None] | None = None
+        self.host: aiodax.TierHost | None = None
         self.starts = 0
         self.closes = 0
+        self.flushes = 0
+
+    @property
+    def apply(self) -> Callable[[aiodax.Invalidation], None] | None:
+        return None if self.host is None else self.host.apply
 
     def publish(self, invalidation: aiodax.Invalidation) -> None:
         self.published.append(invalidation)
 
-    async def start(self, apply: Callable[[aiodax.Invalidation], None]) -> None:
+    async def flush(self) -> None:
+        self.flushes += 1
+
+    async def start(self, host: aiodax.TierHost) -> None:
         self.starts += 1
-        self.apply = apply
+        self.host = host
 
     async def aclose(self) -> None:
         self.closes += 1
+
+    def stats(self) -> dict[str, Any]:
+        return {"Published": len(self.published)}
 
 
 class RecordingTier:
@@ -129,20 +140,25 @@ class RecordingTier:
     def __init__(self, answers: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.loads: list[aiodax.Load] = []
         self.answers = dict(answers or {})
+        #: how old the tier says its own answers are (``Loaded.age``)
+        self.age = 0.0
         self.fetched = 0
         self.starts = 0
         self.closes = 0
 
-    async def load(self, load: aiodax.Load, fetch: Callable[[], Awaitable[Any]]) -> Any:
+    async def load(self, load: aiodax.Load, fetch: Callable[[], Awaitable[Any]]) -> aiodax.Loaded:
         self.loads.append(load)
         answer = self.answers.get(load.operation)
         if answer is not None:
-            return copy.deepcopy(answer)
+            return aiodax.Loaded(copy.deepcopy(answer), self.age)
         self.fetched += 1
-        return await fetch()
+        return aiodax.Loaded(await fetch())
 
-    async def start(self) -> None:
+    async def start(self, host: aiodax.TierHost) -> None:
         self.starts += 1
 
     async def aclose(self) -> None:
         self.closes += 1
+
+    def stats(self) -> dict[str, Any]:
+        return {"Loads": len(self.loads)}

@@ -27,7 +27,10 @@ async def test_a_get_item_miss_reaches_the_tier_as_a_load_of_what_is_sent() -> N
         client = cache.wrap(fake.client())
         response = await client.get_item(TableName="t", Key=KEY, ConsistentRead=False)
     assert response["Item"] == ITEM
-    assert tier.loads == [aiodax.Load("get_item", {"TableName": "t", "Key": KEY})]
+    [load] = tier.loads
+    assert (load.operation, load.request) == ("get_item", {"TableName": "t", "Key": KEY})
+    assert (load.table, load.key) == ("t", ("pk", "S", "a"))
+    assert load.site
     assert fake.calls["get_item"] == 1
 
 
@@ -79,7 +82,9 @@ async def test_a_scan_miss_is_a_load_and_its_hit_is_not() -> None:
         first = await client.scan(TableName="t", Limit=10)
         second = await client.scan(TableName="t", Limit=10)
     assert first["Items"] == second["Items"]
-    assert tier.loads == [aiodax.Load("scan", {"TableName": "t", "Limit": 10})]
+    [load] = tier.loads
+    assert (load.operation, load.request) == ("scan", {"TableName": "t", "Limit": 10})
+    assert (load.table, load.key) == ("t", None)
     assert fake.calls["scan"] == 1
 
 

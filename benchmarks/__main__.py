@@ -14,6 +14,7 @@ from . import (
     hit_latency,
     hit_shapes,
     query_hit,
+    redis_tier,
     resource_hit,
     stampede,
 )
@@ -26,6 +27,7 @@ BENCHMARKS: dict[str, Callable[[], Coroutine[Any, Any, str]]] = {
     "query_hit": query_hit.run,
     "stampede": stampede.run,
     "fastapi": fastapi_load.run,
+    "redis_tier": redis_tier.run,
 }
 
 

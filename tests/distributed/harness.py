@@ -32,7 +32,7 @@ import signal
 import time
 import traceback
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from types import TracebackType
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from aiodax.testing import When
 
 __all__ = [
+    "Background",
     "Fleet",
     "Item",
     "Reply",
@@ -157,6 +158,32 @@ async def eventually(
                 await asyncio.sleep(0.02)
     except TimeoutError:
         raise AssertionError(f"{what} did not hold within {within} s; last: {last!r}") from None
+
+
+class Background:
+    """Tasks a test starts and awaits later; on leaving, those still running are
+    cancelled, and every one is awaited, so that none outlives a failed test nor
+    leaves an exception nobody retrieved."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def start(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = asyncio.create_task(coroutine)
+        self._tasks.append(task)
+        return task
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+        for task in self._tasks:
+            if not task.cancelled():
+                task.exception()  # retrieved: the test's own outcome is what counts
 
 
 async def tier_reaches(

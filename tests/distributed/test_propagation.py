@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.distributed.harness import Fleet, Item, Worker, eventually, tier_reaches
+from tests.distributed.harness import Background, Fleet, Item, Worker, eventually, tier_reaches
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -306,21 +306,22 @@ async def test_a_local_write_overlapped_by_a_remote_one_does_not_store_the_older
     answered = (await first.backend_calls())["answered"].get("put_item", 0)
     before = await messages_in(first)
 
-    # The first write is applied by DynamoDB, its answer held in the first process...
-    await first.hold("put_item", when="after")
-    held = asyncio.create_task(first.put(table, older))
-    await eventually(
-        first.backend_calls,
-        lambda calls: calls["answered"].get("put_item", 0) > answered,
-        what="DynamoDB applied the first write",
-    )
-    # ...while the second one is applied after it, and acknowledged.
-    await second.put(table, newer)
-    assert await consistent_item(raw, table, KEY) == newer
-    await hears_more(first, before)
+    async with Background() as background:
+        # The first write is applied by DynamoDB, its answer held in the first process...
+        await first.hold("put_item", when="after")
+        held = background.start(first.put(table, older))
+        await eventually(
+            first.backend_calls,
+            lambda calls: calls["answered"].get("put_item", 0) > answered,
+            what="DynamoDB applied the first write",
+        )
+        # ...while the second one is applied after it, and acknowledged.
+        await second.put(table, newer)
+        assert await consistent_item(raw, table, KEY) == newer
+        await hears_more(first, before)
 
-    await first.release("put_item")
-    await held
+        await first.release("put_item")
+        await held
 
     for worker in (first, second):
         assert await worker.get(table, KEY) == newer, worker.name

@@ -17,7 +17,15 @@ import pytest
 import redis.asyncio as aioredis
 
 from aiodax.testing import CountingProxy
-from tests.distributed.harness import Fleet, Item, Worker, WorkerConfig, WorkerGone, tier_reaches
+from tests.distributed.harness import (
+    Background,
+    Fleet,
+    Item,
+    Worker,
+    WorkerConfig,
+    WorkerGone,
+    tier_reaches,
+)
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -97,23 +105,24 @@ async def test_a_lease_holder_killed_costs_at_most_one_more_read_and_the_others_
     holder, *waiters = await fleet.spawn(4, config.but(tier={"lease_time": 1.0}))
     await all_connected([holder, *waiters])
 
-    # The holder's read reaches DynamoDB; its answer never reaches the holder.
-    await holder.hold("get_item", when="after")
-    holding = asyncio.create_task(holder.get(table, KEY))
-    await _reads(dynamodb, table, 1)
-    waiting = [asyncio.create_task(w.stampede(table, KEY, 50)) for w in waiters]
-    for waiter in waiters:
-        await tier_reaches(
-            waiter, lambda t: t.get("LeaseWaits", 0) >= 1, what="waiting for the lease"
-        )
-    assert dynamodb.count("GetItem", table=table) == 1
-    assert not any(task.done() for task in waiting)
+    async with Background() as background:
+        # The holder's read reaches DynamoDB; its answer never reaches the holder.
+        await holder.hold("get_item", when="after")
+        holding = background.start(holder.get(table, KEY))
+        await _reads(dynamodb, table, 1)
+        waiting = [background.start(w.stampede(table, KEY, 50)) for w in waiters]
+        for waiter in waiters:
+            await tier_reaches(
+                waiter, lambda t: t.get("LeaseWaits", 0) >= 1, what="waiting for the lease"
+            )
+        assert dynamodb.count("GetItem", table=table) == 1
+        assert not any(task.done() for task in waiting)
 
-    holder.kill()
-    results = await asyncio.gather(*waiting)
+        holder.kill()
+        results = await asyncio.gather(*waiting)
 
-    with pytest.raises(WorkerGone):
-        await holding
+        with pytest.raises(WorkerGone):
+            await holding
     for result in results:
         assert result == {"served": 50, "items": [hot], "errors": []}
     assert dynamodb.count("GetItem", table=table) == 2

@@ -97,6 +97,30 @@ async def test_a_stampede_of_one_query_page_reads_dynamodb_once(
     assert dynamodb.count("Query", table=sorted_table) == 1
 
 
+async def test_a_stampede_of_one_batch_get_reads_each_key_once(
+    fleet: Fleet, dynamodb: CountingProxy, raw: DynamoDBClient, table: str
+) -> None:
+    keys = [{"pk": {"S": f"b{n}"}} for n in range(3)]
+    for key in keys:
+        await raw.put_item(TableName=table, Item=item(key, "x"))
+    request = {"RequestItems": {table: {"Keys": keys}}}
+    workers = await fleet.spawn(3)
+    await all_connected(workers)
+
+    async def stampede(worker: Worker) -> list[Any]:
+        calls = (worker.call("batch_get_item", **request) for _ in range(20))
+        return list(await asyncio.gather(*calls))
+
+    answers = await asyncio.gather(*(stampede(w) for w in workers))
+
+    expected = sorted((item(key, "x") for key in keys), key=str)
+    for batch in answers:
+        for answer in batch:
+            assert sorted(answer["Responses"][table], key=str) == expected
+    # However the keys were split between processes' requests, each was read once.
+    assert dynamodb.keys_read(table=table) == len(keys)
+
+
 async def test_a_lease_holder_killed_costs_at_most_one_more_read_and_the_others_are_served(
     fleet: Fleet, config: WorkerConfig, dynamodb: CountingProxy, raw: DynamoDBClient, table: str
 ) -> None:

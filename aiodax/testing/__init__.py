@@ -37,6 +37,7 @@ from botocore.exceptions import ClientError
 from aiodax.testing.counting import CountedRequest, CountingProxy
 from aiodax.testing.faults import Direction, FaultMode, TcpFaultProxy
 from aiodax.testing.lagging import LaggingReplica, ReplicaDiverged, Route
+from aiodax.testing.redis_cluster import RedisCluster
 from aiodax.testing.redis_server import RedisServer
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     # Redis and the network to it
     "Direction",
     "FaultMode",
+    "RedisCluster",
     "RedisServer",
     "TcpFaultProxy",
 ]

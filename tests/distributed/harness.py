@@ -357,10 +357,14 @@ class Worker:
         write_every: int = 10,
         concurrency: int = 2,
         pause: float = 0.005,
+        history: bool = False,
     ) -> None:
         """Read ``reads`` keys at random, and every ``write_every``-th operation put one of
-        ``writes`` (keys this worker alone writes) with a new ``v``, in ``concurrency``
-        loops pausing ``pause`` s between operations, until :meth:`stop_load`."""
+        ``writes`` (keys this worker alone writes) with the next ``v`` of this worker,
+        ``"<worker>-<n>"``, in ``concurrency`` loops pausing ``pause`` s between
+        operations, until :meth:`stop_load`.  Writes of one key are never concurrent,
+        so DynamoDB applies them in the order of their ``n``.  With ``history``, the
+        report lists every operation (see :meth:`stop_load`)."""
         await self.request(
             "start_load",
             table=table,
@@ -369,6 +373,7 @@ class Worker:
             write_every=write_every,
             concurrency=concurrency,
             pause=pause,
+            history=history,
         )
 
     async def load_progress(self) -> dict[str, Any]:
@@ -379,7 +384,10 @@ class Worker:
     async def stop_load(self) -> dict[str, Any]:
         """Stop the load; ``{"reads", "writes", "failures", "errors", "written"}``:
         operations done, how many failed (and the first few errors), and the last
-        acknowledged ``v`` of each written key (by the key's ``pk``)."""
+        acknowledged ``v`` of each written key (by the key's ``pk``).  With ``history``
+        also ``"history"``: ``[kind, pk, v, started, finished]`` per operation that
+        succeeded, ``kind`` ``"r"`` or ``"w"``, ``v`` the value read (``None``:
+        absent) or written, the stamps ``time.monotonic()``."""
         result: dict[str, Any] = (await self.request("stop_load")).value
         return result
 
@@ -789,6 +797,7 @@ class _Load:
         write_every: int,
         concurrency: int,
         pause: float,
+        history: bool,
     ) -> None:
         self.name = name
         self.client = client
@@ -803,6 +812,10 @@ class _Load:
         self.errors: list[str] = []
         self.written: dict[str, str] = {}
         self.sequence = 0
+        self.history: list[tuple[str, str, str | None, float, float]] | None = (
+            [] if history else None
+        )
+        self.writing: dict[str, asyncio.Lock] = {}
         self.stopping = asyncio.Event()
         self.loops: list[asyncio.Task[None]] = []
 
@@ -816,7 +829,10 @@ class _Load:
             await asyncio.wait(self.loops)
 
     def report(self) -> dict[str, Any]:
-        return {**self.counts, "errors": self.errors[:20], "written": dict(self.written)}
+        report = {**self.counts, "errors": self.errors[:20], "written": dict(self.written)}
+        if self.history is not None:
+            report["history"] = list(self.history)
+        return report
 
     async def _loop(self) -> None:
         operations = 0
@@ -835,13 +851,24 @@ class _Load:
 
     async def _read(self) -> None:
         key = self.random.choice(self.reads)
-        await self.client.get_item(TableName=self.table, Key=key)
+        started = time.monotonic()
+        response = await self.client.get_item(TableName=self.table, Key=key)
+        finished = time.monotonic()
         self.counts["reads"] += 1
+        if self.history is not None:
+            value = response.get("Item", {}).get("v", {}).get("S")
+            self.history.append(("r", key["pk"]["S"], value, started, finished))
 
     async def _write(self) -> None:
         key = self.random.choice(self.writes)
-        self.sequence += 1
-        value = f"{self.name}-{self.sequence}"
-        await self.client.put_item(TableName=self.table, Item={**key, "v": {"S": value}})
-        self.counts["writes"] += 1
-        self.written[key["pk"]["S"]] = value
+        pk = key["pk"]["S"]
+        async with self.writing.setdefault(pk, asyncio.Lock()):
+            self.sequence += 1
+            value = f"{self.name}-{self.sequence}"
+            started = time.monotonic()
+            await self.client.put_item(TableName=self.table, Item={**key, "v": {"S": value}})
+            finished = time.monotonic()
+            self.counts["writes"] += 1
+            self.written[pk] = value
+        if self.history is not None:
+            self.history.append(("w", pk, value, started, finished))

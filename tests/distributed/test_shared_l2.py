@@ -24,6 +24,7 @@ from tests.distributed.harness import (
     Worker,
     WorkerConfig,
     WorkerGone,
+    eventually,
     tier_reaches,
 )
 
@@ -214,9 +215,15 @@ async def test_a_corrupt_or_foreign_shared_copy_is_a_miss_never_an_answer(
     await all_connected([filler, reader])
     assert await filler.get(table, KEY) == hot
     assert await filler.get(table, OTHER_KEY) == other
-    copies = await copies_holding(redis_client, config.namespace, needle.encode())
-    other_copies = await copies_holding(redis_client, config.namespace, other_needle.encode())
-    assert copies and other_copies, "the filler left no shared copy of the items in Redis"
+    # A fill may reach Redis just after its callers were answered.
+    copies, other_copies = await eventually(
+        lambda: asyncio.gather(
+            copies_holding(redis_client, config.namespace, needle.encode()),
+            copies_holding(redis_client, config.namespace, other_needle.encode()),
+        ),
+        lambda found: all(found),
+        what="the filler left shared copies of both items in Redis",
+    )
     replacement = {
         "garbage bytes": b"\x00\xffnot msgpack\xc1",
         "msgpack of another shape": msgpack.packb({"Item": {"pk": {"S": "hot"}}, "v": 1}),

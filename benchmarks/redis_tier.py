@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 TABLE = "aiodax-bench"
 KEY = {"pk": {"S": "hot"}}
-WRITES = 300
+WRITES = 1000
 SPACING = 0.01
 WRITE_SAMPLES = 300
 NAMESPACE = "bench"

@@ -48,6 +48,9 @@ class CountedRequest:
     consistent: bool
     #: the HTTP status the server answered with (502: the server gave no answer)
     status: int
+    #: the item keys it reads: 1 for a GetItem, a BatchGetItem's ``Keys`` of every
+    #: table, a TransactGetItems' ``Get``s; 0 for anything else
+    keys: int = 0
 
 
 class CountingProxy:
@@ -110,6 +113,12 @@ class CountingProxy:
             return self.counts[operation]
         return self.table_counts[operation, table]
 
+    def keys_read(self, *, table: str | None = None) -> int:
+        """Item keys read so far by GetItem, BatchGetItem and TransactGetItems requests
+        (of those still in :attr:`log`), naming ``table`` if given: one key a stampede
+        coalesces well is read once, however many requests carried it."""
+        return sum(r.keys for r in self.log if table is None or table in r.tables)
+
     def reset(self) -> None:
         """Forget every count and the log (between phases of a test)."""
         self.counts.clear()
@@ -159,7 +168,7 @@ class CountingProxy:
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         operation = _operation(request.headers.get("X-Amz-Target")) or UNKNOWN
-        tables, consistent = _described(_json(body))
+        tables, consistent, keys = _described(operation, _json(body))
         self.counts[operation] += 1
         for table in tables:
             self.table_counts[operation, table] += 1
@@ -169,7 +178,7 @@ class CountingProxy:
             status = response.status
             return response
         finally:
-            self.log.append(CountedRequest(operation, tables, consistent, status))
+            self.log.append(CountedRequest(operation, tables, consistent, status, keys))
 
     async def _send(self, request: web.Request, body: bytes) -> web.Response:
         assert self._session is not None  # only called while running
@@ -197,12 +206,13 @@ class _TooLarge(Exception):
     pass
 
 
-def _described(body: object) -> tuple[tuple[str, ...], bool]:
-    """The tables a request names and whether it reads consistently."""
+def _described(operation: str, body: object) -> tuple[tuple[str, ...], bool, int]:
+    """The tables a request names, whether it reads consistently, the keys it reads."""
     if not isinstance(body, dict):
-        return (), False
+        return (), False, 0
     tables: set[str] = set()
     consistent = body.get("ConsistentRead") is True
+    keys = 1 if operation == "GetItem" else 0
     name = body.get("TableName")
     if isinstance(name, str):
         tables.add(name)
@@ -212,10 +222,15 @@ def _described(body: object) -> tuple[tuple[str, ...], bool]:
             tables.add(str(table))
             if isinstance(part, dict) and part.get("ConsistentRead") is True:
                 consistent = True
+            if operation == "BatchGetItem" and isinstance(part, dict):
+                read = part.get("Keys")
+                keys += len(read) if isinstance(read, list) else 0
     transact = body.get("TransactItems")
     if isinstance(transact, list):
         for entry in transact:
-            for action in entry.values() if isinstance(entry, dict) else ():
+            for kind, action in entry.items() if isinstance(entry, dict) else ():
                 if isinstance(action, dict) and isinstance(action.get("TableName"), str):
                     tables.add(action["TableName"])
-    return tuple(sorted(tables)), consistent
+                    if operation == "TransactGetItems" and kind == "Get":
+                        keys += 1
+    return tuple(sorted(tables)), consistent, keys

@@ -48,7 +48,9 @@ async def test_it_counts_each_operation_per_table_and_passes_answers_unchanged(
     await client.put_item(TableName=table, Item=item)
     through = await client.get_item(TableName=table, Key={"pk": {"S": "a"}})
     await client.get_item(TableName=table, Key={"pk": {"S": "a"}}, ConsistentRead=True)
-    await client.batch_get_item(RequestItems={table: {"Keys": [{"pk": {"S": "a"}}]}})
+    await client.batch_get_item(
+        RequestItems={table: {"Keys": [{"pk": {"S": "a"}}, {"pk": {"S": "b"}}]}}
+    )
     direct = await raw_client.get_item(TableName=table, Key={"pk": {"S": "a"}})
 
     assert strip_metadata(through) == strip_metadata(direct) == {"Item": item}
@@ -62,6 +64,8 @@ async def test_it_counts_each_operation_per_table_and_passes_answers_unchanged(
         ("GetItem", True),
     ]
     assert all(r.status == 200 and r.tables == (table,) for r in proxy.log)
+    assert proxy.keys_read(table=table) == 2 + 2
+    assert proxy.keys_read(table="another") == 0
 
 
 _CHILD = """
@@ -122,7 +126,7 @@ async def test_a_silent_upstream_is_a_502_and_still_counted() -> None:
     assert answer.status == 502
     assert body["__type"] == "CountingProxyUpstreamError"
     assert proxy.count("GetItem", table="t") == 1
-    assert list(proxy.log) == [CountedRequest("GetItem", ("t",), False, 502)]
+    assert list(proxy.log) == [CountedRequest("GetItem", ("t",), False, 502, keys=1)]
 
 
 def test_only_a_loopback_http_upstream_is_accepted() -> None:

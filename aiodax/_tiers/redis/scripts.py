@@ -57,5 +57,6 @@ if #after > 0 then
         if fields[at] == 's' then following = tonumber(fields[at + 1]) end
     end
 end
-return {redis.call('GET', KEYS[1]), last_id and {last_id} or {}, redis.call('GET', KEYS[3]), following}
+local epoch, seq = redis.call('GET', KEYS[1]), redis.call('GET', KEYS[3])
+return {epoch, last_id and {last_id} or {}, seq, following}
 """

@@ -214,21 +214,43 @@ class Loader:
         request: dict[str, Any],
         table: TableToken | None = None,
         key: ItemKey | None = None,
+        *,
+        lives_until: float | None = None,
+        refresh: bool = False,
     ) -> Loaded:
         """DynamoDB's answer to one read of ``table`` (``key``: a GetItem's), through
-        the shared tier."""
+        the shared tier.
+
+        ``lives_until``: the answer is kept at most until then (a secondary-index
+        page read inside a fence); ``refresh``: a background reload of an entry
+        still served.  Both tell the tier what it may answer with (``Load``).
+        """
         shared = self._shared
-        if request.get("ConsistentRead") is True or (
+        consistent = request.get("ConsistentRead") is True or (
             operation == "batch_get_item"
             and any(spec.get("ConsistentRead") is True for spec in request["RequestItems"].values())
-        ):
+        )
+        if consistent:
             shared.stats.consistent_fills += 1
+        ttl = negative_ttl = 0.0
+        if table is not None:
+            ttls = shared.ttls(table)
+            if operation == "get_item":
+                ttl, negative_ttl = ttls.item, ttls.negative
+            else:
+                ttl = ttls.query
+            if lives_until is not None:
+                ttl = min(ttl, max(0.0, lives_until - shared.clock()))
         load = Load(
             operation,
             request,
             shared.sites.label_of(backend),
             None if table is None else bare_name(table),
             key,
+            ttl=ttl,
+            negative_ttl=negative_ttl,
+            fenced=consistent or lives_until is not None,
+            refresh=refresh,
         )
         return await self._tier.load(load, lambda: shared.call(backend, operation, request))
 

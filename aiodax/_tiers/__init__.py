@@ -51,6 +51,21 @@ class Load:
     credentials), the same in every process; ``table`` is the bare name of the
     table it reads (``None`` for a BatchGetItem, which may read several), ``key``
     the item a GetItem reads.  A shared tier keys what it shares by all of them.
+
+    ``ttl`` is how long this process keeps the answer, in seconds counted from
+    DynamoDB's read (``math.inf``: no limit; ``0``: not kept); ``negative_ttl``
+    the same for a GetItem that finds no item.  A shared tier keeps a copy no
+    longer, and shares nothing this process would not keep.
+
+    ``fenced``: the load follows a drop of what it reads (a fence, see
+    ``_engine.guards``), and its answer must reflect every write acknowledged
+    before that drop.  A shared copy answers it only if DynamoDB read it with
+    ``ConsistentRead`` after the drop reached the tier.  Every request that carries
+    ``ConsistentRead=True`` is fenced, and so is a secondary-index page inside a
+    fence (read eventually consistent, hence with a ``ttl`` that ends with the
+    fence).  ``refresh``: a reload of an entry still served (refresh-ahead,
+    stale-while-revalidate), which a copy read before the load began would not
+    refresh.
     """
 
     operation: str
@@ -58,6 +73,10 @@ class Load:
     site: str = ""
     table: str | None = None
     key: ItemKey | None = None
+    ttl: float = 0.0
+    negative_ttl: float = 0.0
+    fenced: bool = False
+    refresh: bool = False
 
 
 @dataclass(frozen=True, slots=True)

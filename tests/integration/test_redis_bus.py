@@ -6,11 +6,7 @@ own origin, connections and tasks); tests/distributed/ runs real processes."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
-import subprocess
-import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +14,7 @@ import pytest
 import redis.asyncio as redis
 
 import aiodax
+from tests.servers import RedisServer as _Redis
 from tests.support import until
 
 if TYPE_CHECKING:
@@ -25,52 +22,6 @@ if TYPE_CHECKING:
 
 KEY = {"pk": {"S": "a"}}
 OTHER = {"pk": {"S": "b"}}
-
-
-class _Redis:
-    """A private ``redis-server`` on a free loopback port, restartable empty."""
-
-    def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._dir = tempfile.TemporaryDirectory()
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self._process = subprocess.Popen(
-            [
-                "redis-server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self._dir.name,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(200):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                return
-            subprocess.run(["sleep", "0.01"], check=True)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-            self._process = None
-
-    def close(self) -> None:
-        self.kill()
-        self._dir.cleanup()
 
 
 @pytest.fixture

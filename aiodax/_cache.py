@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from random import random as _uniform
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, overload
 
@@ -66,6 +67,11 @@ class Cache:
         (default: off).  A hit shortly before its entry's TTL ends is served and
         starts one background reload, so a hot key's callers never wait at the
         TTL's end; the window is ``β`` × the last load's duration × ln(1000).
+    :param random: refresh-ahead's random draws: a callable taking no argument and
+        returning a float uniform in [0, 1) (default ``random.random``).  It is
+        called only for a hit inside an entry's refresh window; tests pass a
+        constant (``lambda: 0.0``: every such hit refreshes) or a seeded
+        ``random.Random(seed).random`` to make refresh-ahead deterministic.
     :param stale_while_revalidate: seconds past its TTL an entry is still served
         while one background reload runs (``0``, default: off).
     :param stale_if_error: seconds past its TTL an entry is served when its reload
@@ -93,6 +99,7 @@ class Cache:
         fill_consistency: str = "fenced",
         fence: float = DEFAULT_FENCE,
         refresh_ahead: float | None = None,
+        random: Callable[[], float] = _uniform,
         stale_while_revalidate: float = 0.0,
         stale_if_error: float = 0.0,
         redis: str | RedisTier | None = None,
@@ -106,6 +113,7 @@ class Cache:
             query_invalidation=query_invalidation,
             tables=tables,
             clock=clock,
+            draw=random,
             fill_consistency=fill_consistency,
             fence=fence,
             refresh_ahead=refresh_ahead,

@@ -7,6 +7,7 @@ reads plain attributes and never re-validates on the hot path.
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from ._errors import ConfigurationError, ConfigurationTypeError
 from ._rules.freshness import NO_FRESHNESS, Freshness
 
 Clock: TypeAlias = Callable[[], float]
+#: Uniform draws in [0, 1): refresh-ahead's randomness (``_rules.freshness.decide``).
+Draw: TypeAlias = Callable[[], float]
 QueryInvalidation: TypeAlias = Literal["partition", "table", "none"]
 FillConsistency: TypeAlias = Literal["fenced", "strong", "eventual"]
 
@@ -167,6 +170,8 @@ class CacheConfig:
     query_invalidation: QueryInvalidation = "partition"
     tables: Mapping[str, TTLs] = field(default_factory=dict)
     clock: Clock = time.monotonic
+    #: refresh-ahead's draws; the field is named apart from the module it defaults from
+    draw: Draw = random.random
     fill_consistency: FillConsistency = "fenced"
     fence: float = DEFAULT_FENCE
     table_fills: Mapping[str, Fills] = field(default_factory=dict)
@@ -183,6 +188,7 @@ class CacheConfig:
         query_invalidation: str,
         tables: Mapping[str, TableConfig] | None,
         clock: Clock,
+        draw: Draw = random.random,
         fill_consistency: str = "fenced",
         fence: float = DEFAULT_FENCE,
         refresh_ahead: float | None = None,
@@ -214,6 +220,10 @@ class CacheConfig:
         )
         if not callable(clock):
             raise ConfigurationTypeError("clock must be a callable returning seconds")
+        if not callable(draw):
+            raise ConfigurationTypeError(
+                f"random must be a callable returning a float in [0, 1), not {type(draw).__name__}"
+            )
         if tables is not None and not isinstance(tables, Mapping):
             raise ConfigurationTypeError(
                 f"tables must map table names to aiodax.TableConfig, not {type(tables).__name__}"
@@ -276,6 +286,7 @@ class CacheConfig:
             query_invalidation=query_invalidation,  # type: ignore[arg-type]
             tables=MappingProxyType(resolved),
             clock=clock,
+            draw=draw,
             fill_consistency=consistency,
             fence=fence,
             table_fills=MappingProxyType(fills),

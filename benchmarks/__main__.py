@@ -10,12 +10,18 @@ from typing import Any
 
 from . import (
     fastapi_load,
+    fence_cost,
     hit_instructions,
     hit_latency,
     hit_shapes,
     query_hit,
+    redis_l2,
+    redis_tier,
+    refresh_ahead,
     resource_hit,
+    stale_if_error,
     stampede,
+    write_cost,
 )
 
 BENCHMARKS: dict[str, Callable[[], Coroutine[Any, Any, str]]] = {
@@ -26,6 +32,12 @@ BENCHMARKS: dict[str, Callable[[], Coroutine[Any, Any, str]]] = {
     "query_hit": query_hit.run,
     "stampede": stampede.run,
     "fastapi": fastapi_load.run,
+    "redis_tier": redis_tier.run,
+    "redis_l2": redis_l2.run,
+    "write_cost": write_cost.run,
+    "refresh_ahead": refresh_ahead.run,
+    "stale_if_error": stale_if_error.run,
+    "fence_cost": fence_cost.run,
 }
 
 

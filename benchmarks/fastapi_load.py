@@ -5,6 +5,12 @@ server in this process; one hot key is read by 50 concurrent connections for a f
 seconds, first from the plain aioboto3 resource (``AIODAX_CACHED=0``), then through
 aiodax.  The load comes from ``wrk`` when it is on PATH, else from an aiohttp load
 generator in this process (bounded in requests and time).
+
+Then the same app under ``uvicorn --workers 4``, with a cache per worker and with the
+workers' caches joined by the Redis tier (a private ``redis-server``): after each of
+100 PUTs of a new version, GETs on fresh connections (spread over the workers by the
+kernel) count how often a worker served the version from before the PUT; and the
+hot key's req/s with 4 workers.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pathlib import Path
 import aioboto3
 import aiohttp
 
+from aiodax.testing import RedisServer
 from aiodax.testing.servers import HOST, client_kwargs, moto_server, string_key_table
 
 from ._common import environment, markdown_table
@@ -53,15 +60,33 @@ class Load:
         return self.requests / self.seconds
 
 
+WORKERS = 4
+PUTS = 100
+GETS_PER_PUT = 8
+#: A GET that starts this long after its PUT returned and still serves the older
+#: version is stale past the tier's bound (its bus propagates in milliseconds).
+BOUND_MS = 10.0
+
+
 async def run() -> str:
     wrk = shutil.which("wrk")
     results: dict[str, Load] = {}
-    with moto_server() as url:
+    workers: dict[str, tuple[Load, int, int, int]] = {}
+    with moto_server() as url, RedisServer() as redis:
         async with _table(url):
             for name, use_aiodax in (("uncached (aioboto3 resource)", False), ("aiodax", True)):
                 async with _app(url, use_aiodax) as base:
                     await _warm_up(base)
                     results[name] = await (_wrk(wrk, base) if wrk else _aiohttp_load(base))
+            for name, redis_url in (
+                ("a cache per worker", None),
+                ("workers joined by the Redis tier", redis.url),
+            ):
+                async with _app(url, True, workers=WORKERS, redis_url=redis_url) as base:
+                    await _warm_up(base)
+                    stale, past_bound, gets = await _stale_after_puts(base)
+                    load = await (_wrk(wrk, base) if wrk else _aiohttp_load(base))
+                    workers[name] = (load, stale, past_bound, gets)
     generator = "wrk" if wrk else "an aiohttp load generator"
     uncached, cached = results.values()
     header = ["", "req/s", "p50 ms", "p99 ms", "requests", "errors"]
@@ -82,9 +107,60 @@ async def run() -> str:
             f"aiodax: {cached.rps / uncached.rps:,.1f}× the requests per second, "
             f"p99 {uncached.p99_ms / cached.p99_ms:,.1f}× lower.",
             "",
-            environment(["aiodax", "fastapi", "uvicorn", "moto"]),
+            f"`uvicorn --workers {WORKERS}`: after each of {PUTS} PUTs of a new version, "
+            f"{GETS_PER_PUT} GETs on fresh connections; then the hot key's load as above.",
+            "",
+            markdown_table(
+                [
+                    "",
+                    "stale GETs",
+                    f"stale ≥ {BOUND_MS:g} ms after the PUT",
+                    "GETs",
+                    "req/s",
+                    "p99 ms",
+                ],
+                [
+                    [
+                        name,
+                        f"{stale:,}",
+                        f"{past:,}",
+                        f"{gets:,}",
+                        f"{load.rps:,.0f}",
+                        f"{load.p99_ms:,.1f}",
+                    ]
+                    for name, (load, stale, past, gets) in workers.items()
+                ],
+            ),
+            "",
+            environment(["aiodax", "fastapi", "uvicorn", "moto", "redis"]),
         ]
     )
+
+
+async def _stale_after_puts(base: str) -> tuple[int, int, int]:
+    """PUT a new version, then GET it on fresh connections: (stale, stale past the
+    bound, GETs)."""
+    stale = past_bound = gets = 0
+    # A fresh connection per request, so that the kernel spreads them over workers.
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(base, connector=connector) as session:
+        for _ in range(4 * WORKERS):  # every worker caches the hot key first
+            async with session.get(PATH) as response:
+                await response.read()
+        for version in range(1, PUTS + 1):
+            async with session.put(PATH, json={"total": 42.5, "version": version}) as response:
+                await response.read()
+            returned = time.perf_counter()
+            for _ in range(GETS_PER_PUT):
+                started = time.perf_counter()
+                async with session.get(PATH) as response:
+                    body = await response.json()
+                gets += 1
+                if body.get("version", 0) < version:
+                    stale += 1
+                    if (started - returned) * 1000 >= BOUND_MS:
+                        past_bound += 1
+    return stale, past_bound, gets
 
 
 @contextlib.asynccontextmanager
@@ -108,7 +184,9 @@ async def _table(url: str) -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def _app(endpoint_url: str, cached: bool) -> AsyncIterator[str]:
+async def _app(
+    endpoint_url: str, cached: bool, *, workers: int = 1, redis_url: str | None = None
+) -> AsyncIterator[str]:
     """uvicorn serving the example in a child process; yields its base URL."""
     port = _free_port()
     env = {
@@ -116,7 +194,11 @@ async def _app(endpoint_url: str, cached: bool) -> AsyncIterator[str]:
         "AIODAX_ENDPOINT_URL": endpoint_url,
         "AIODAX_TABLE": TABLE,
         "AIODAX_CACHED": "1" if cached else "0",
+        "AIODAX_NAMESPACE": f"bench-{port}",
     }
+    env.pop("AIODAX_REDIS_URL", None)
+    if redis_url is not None:
+        env["AIODAX_REDIS_URL"] = redis_url
     command = [
         sys.executable,
         "-m",
@@ -130,6 +212,8 @@ async def _app(endpoint_url: str, cached: bool) -> AsyncIterator[str]:
         "--log-level",
         "warning",
         "--no-access-log",
+        "--workers",
+        str(workers),
     ]
     process = await asyncio.create_subprocess_exec(
         *command, cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL

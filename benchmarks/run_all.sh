@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Run every benchmark: benchmarks/run_all.sh [hit_latency|hit_instructions|query_hit|stampede ...]
+# Run every benchmark: benchmarks/run_all.sh [hit_latency|hit_shapes|hit_instructions|
+#   resource_hit|query_hit|stampede|fastapi|redis_tier|write_cost|refresh_ahead|
+#   stale_if_error|fence_cost ...] (the names of benchmarks/__main__.py's BENCHMARKS)
 #
-# Prints markdown (for docs/benchmarks.md). About 2 minutes on 2 cores; every
+# Prints markdown (for docs/benchmarks.md). About 2 minutes on 2 cores, plus about 1 for
+# write_cost, refresh_ahead, stale_if_error and fence_cost; every
 # benchmark is bounded in iterations and seconds, and the whole run is cut at 10 min.
 # Needs the bench extra: .venv/bin/pip install -e '.[bench]'
 set -euo pipefail

@@ -8,7 +8,11 @@ Serve it against a DynamoDB-compatible server on loopback (moto, DynamoDB Local)
 or build it in code with ``create_app(endpoint_url=..., table=...)``.  The table has a
 string partition key ``pk`` (the user) and a string sort key ``sk`` (the order).
 ``AIODAX_CACHED=0`` (or ``create_app(cached=False)``) serves the same routes from the
-plain aioboto3 resource, for comparison.
+plain aioboto3 resource, for comparison.  Under several workers
+(``uvicorn --workers 4``) each worker has its own cache: set
+``AIODAX_REDIS_URL=redis://127.0.0.1:6379/0`` (and ``AIODAX_NAMESPACE``, "orders" by
+default), or ``create_app(redis=...)``, to join them with the Redis tier, so that a
+PUT through one worker is seen by GETs through every other.
 
     python examples/fastapi_app.py
 
@@ -44,6 +48,8 @@ from aiodax.testing.servers import client_kwargs, string_key_table
 ENDPOINT_URL_ENV = "AIODAX_ENDPOINT_URL"
 TABLE_ENV = "AIODAX_TABLE"
 CACHED_ENV = "AIODAX_CACHED"
+REDIS_ENV = "AIODAX_REDIS_URL"
+NAMESPACE_ENV = "AIODAX_NAMESPACE"
 DEFAULT_TABLE = "orders"
 
 
@@ -60,6 +66,7 @@ def create_app(
     table: str | None = None,
     *,
     cached: bool | None = None,
+    redis: str | None = None,
     session: aioboto3.Session | None = None,
     max_pool_connections: int = 50,
 ) -> FastAPI:
@@ -68,12 +75,16 @@ def create_app(
     ``endpoint_url`` (``$AIODAX_ENDPOINT_URL``) is a local DynamoDB-compatible server,
     reached with dummy credentials; without one the session's own configuration is
     used (real DynamoDB).  ``table`` defaults to ``$AIODAX_TABLE``, then "orders";
-    ``cached`` to ``$AIODAX_CACHED`` ("0" turns aiodax off), then ``True``.
+    ``cached`` to ``$AIODAX_CACHED`` ("0" turns aiodax off), then ``True``;
+    ``redis`` to ``$AIODAX_REDIS_URL`` (the Redis tier between workers, in the
+    namespace ``$AIODAX_NAMESPACE`` or "orders"), then none.
     """
     endpoint_url = endpoint_url or os.environ.get(ENDPOINT_URL_ENV) or None
     table_name = table or os.environ.get(TABLE_ENV) or DEFAULT_TABLE
     if cached is None:
         cached = os.environ.get(CACHED_ENV, "1") != "0"
+    redis_url = redis or os.environ.get(REDIS_ENV) or None
+    namespace = os.environ.get(NAMESPACE_ENV) or DEFAULT_TABLE
     aws = session or aioboto3.Session()
     kwargs: dict[str, Any] = {}
     if endpoint_url:
@@ -85,8 +96,14 @@ def create_app(
         # One resource (one connection pool) and one Cache for the app's lifetime,
         # both closed when the server shuts down: the cache first, then the resource.
         if cached:
-            async with aiodax.resource(aws, **kwargs) as dynamodb:
-                state.cache = dynamodb.cache
+            cache_of_app = (
+                aiodax.Cache(redis=redis_url, namespace=namespace) if redis_url else aiodax.Cache()
+            )
+            async with (
+                cache_of_app as cache,
+                aiodax.resource(aws, cache=cache, **kwargs) as dynamodb,
+            ):
+                state.cache = cache
                 state.table = await dynamodb.Table(table_name)
                 yield
         else:

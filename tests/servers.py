@@ -12,9 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,7 +41,6 @@ __all__ = [
     "Index",
     "Key",
     "MakeTable",
-    "RedisServer",
     "ScalarType",
     "ServerUnavailable",
     "client_kwargs",
@@ -128,63 +124,3 @@ def moto_in_child_process(startup_timeout: float = 30.0) -> Iterator[str]:
                 process.kill()
                 process.wait()
             process.stdout.close()
-
-
-class RedisServer:
-    """A private ``redis-server`` on a free 127.0.0.1 port, without persistence:
-    restartable (empty), killable, and pausable (``SIGSTOP``: a Redis that holds
-    connections open and answers nothing)."""
-
-    def __init__(self) -> None:
-        if shutil.which("redis-server") is None:
-            raise ServerUnavailable("redis-server is not installed")
-        with socket.socket() as probe:
-            probe.bind((HOST, 0))
-            self.port: int = probe.getsockname()[1]
-        self.url = f"redis://{HOST}:{self.port}/0"
-        self._dir = tempfile.TemporaryDirectory()
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self._process = subprocess.Popen(
-            [
-                "redis-server",
-                "--bind",
-                HOST,
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self._dir.name,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(200):
-            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port)):
-                return
-            subprocess.run(["sleep", "0.01"], check=True)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-            self._process = None
-
-    def pause(self) -> None:
-        assert self._process is not None
-        self._process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self._process is not None
-        self._process.send_signal(signal.SIGCONT)
-
-    def close(self) -> None:
-        if self._process is not None:
-            self.resume()
-        self.kill()
-        self._dir.cleanup()

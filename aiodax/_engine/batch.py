@@ -4,6 +4,8 @@ Each key is a hit, joins a flight already loading it (a GetItem's or another
 batch's), or goes into the one BatchGetItem this call sends for the rest.  The
 answer is assembled as DynamoDB's: ``Responses`` per table, ``UnprocessedKeys``
 for keys DynamoDB kept refusing after the retries, in the caller's own form.
+Under stale-if-error, keys whose load failed for DynamoDB's reasons are answered
+from their expired entries and the rest returned unprocessed (``_stand_ins``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from .._backend import Backend
+from .._backend import Backend, read_failed_transiently
 from .._flight import Flight
 from .._rules.failures import Sent
 from .._rules.reads import BatchPlan, ItemFlightKey, plan_batch_get
@@ -21,7 +23,7 @@ from .._rules.responses import HIT_METADATA, MISS_METADATA
 from .._rules.tables import spelled_name
 from .._rules.wire import WireItem, thaw
 from .items import ItemReads
-from .loader import ItemResult, Loader, batch_request, item_flight_scopes
+from .loader import UNPROCESSED, ItemResult, Loader, batch_request, item_flight_scopes
 from .shared import Shared
 from .views import View, batch_response_in_view, item_copies
 
@@ -127,27 +129,79 @@ class BatchReads:
             waiting.insert(0, own)
         if not waiting:
             return results, False, consumed
-        loaded, failed = await loader.settle(flights, waiting, own=own)
+        # With stale-if-error, this batch's own failure is one of several to sort out
+        # (``_stand_ins``) once every flight is done, not raised at once.
+        stands_in = any(shared.freshness(table).stale_if_error > 0 for table in plan.tables)
+        loaded, failed = await loader.settle(flights, waiting, own=None if stands_in else own)
+        #: what this batch's keys failed with: each error, and the keys it took
+        failures: list[tuple[Exception, tuple[ItemFlightKey, ...]]] = []
         resend: list[ItemFlightKey] = []
         for flight, error in failed:
+            if flight is own:
+                if error is None:
+                    resend.extend(load_keys)  # cancelled: nothing of it arrives
+                else:
+                    failures.append((error, load_keys))
+                continue
             sent, keys = joined[flight]
             own_request = ("batch_get_item", batch_request(plan, keys))
             if error is not None and loader.is_shared(error, sent, own_request):
-                raise error
-            resend.extend(keys)
+                if not stands_in:
+                    raise error
+                failures.append((error, tuple(keys)))
+            else:
+                resend.extend(keys)
         if resend:
             shared.check_open()
-            loaded.update(await loader.batch(backend, plan, tuple(resend), consumed))
+            try:
+                loaded.update(await loader.batch(backend, plan, tuple(resend), consumed))
+            except Exception as error:
+                if not stands_in:
+                    raise
+                failures.append((error, tuple(resend)))
+        if failures:
+            loaded.update(self._stand_ins(failures))
         for flight_key, result in loaded.items():
             if flight_key in plan.wanted:
                 results[flight_key] = result
         return results, bool(to_load or resend), consumed
 
+    def _stand_ins(
+        self, failures: list[tuple[Exception, tuple[ItemFlightKey, ...]]]
+    ) -> dict[ItemFlightKey, ItemResult]:
+        """Stale-if-error for the keys of failed loads: each key's expired entry within
+        its table's window, the others ``UNPROCESSED``.
+
+        A partly stale batch answers as DynamoDB answers a partly processed one
+        (throttling or an internal failure on some keys): it succeeds, and returns
+        the keys it could not read in ``UnprocessedKeys``, which the caller retries
+        and, if DynamoDB still fails, hears the error of.  Raises the first error
+        when any is the request's own (never hidden) or when no key has an entry to
+        stand in (nothing served stale: the batch fails as without the policy).
+        """
+        for error, _ in failures:
+            if not read_failed_transiently(error):
+                raise error
+        stand_ins: dict[ItemFlightKey, ItemResult] = {}
+        served = 0
+        for _, keys in failures:
+            for flight_key in keys:
+                stale = self._items.stale(*flight_key)
+                if stale is None:
+                    stand_ins[flight_key] = UNPROCESSED
+                else:
+                    stand_ins[flight_key] = stale
+                    served += 1
+        if not served:
+            raise failures[0][0]
+        self._shared.stats.stale_served += served
+        return stand_ins
+
     def _reload(self, backend: Backend, plan: BatchPlan, keys: tuple[ItemFlightKey, ...]) -> None:
         """One background BatchGetItem of ``keys``, awaited by nobody."""
 
         async def fetch() -> dict[ItemFlightKey, ItemResult]:
-            return await self._loader.batch(backend, plan, keys, {})
+            return await self._loader.batch(backend, plan, keys, {}, refresh=True)
 
         self._loader.start(
             self._shared.item_flights,

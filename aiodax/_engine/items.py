@@ -95,25 +95,50 @@ class ItemReads:
         return ItemResult(entry.image)
 
     def stale_if_error(
-        self, table: TableToken, key: ItemKey, error: Exception
+        self, table: TableToken, key: ItemKey, projection: Projection | None, error: Exception
     ) -> ItemResult | None:
-        """The expired whole item that stands in for a reload failing with ``error``,
-        or ``None``: the caller hears the error.
+        """The expired image of ``key`` under ``projection`` that stands in for a reload
+        failing with ``error``, counted as served stale, or ``None``: the caller hears
+        the error.
 
-        Only DynamoDB's own trouble qualifies (``_backend.read_failed_transiently``),
-        and only an entry still in the store: a write through the cache has dropped
-        or replaced any older than it.
+        Only DynamoDB's own trouble qualifies (``_backend.read_failed_transiently``).
         """
-        shared = self._shared
         if not read_failed_transiently(error):
             return None
+        stale = self.stale(table, key, projection)
+        if stale is not None:
+            self._shared.stats.stale_served += 1
+        return stale
+
+    def stale(
+        self, table: TableToken, key: ItemKey, projection: Projection | None
+    ) -> ItemResult | None:
+        """The image of ``key`` under ``projection`` within its table's stale-if-error
+        window, or ``None``.
+
+        Only an entry still in the store qualifies: a write through the cache has
+        dropped or replaced any older than it.  A projection is answered by its own
+        variant, or from the whole item when it names top-level attributes, as a
+        fresh one is (``lookup``).
+        """
+        shared = self._shared
         entry = shared.store.get(item_key(table, key))
-        if not isinstance(entry, ItemEntry) or not serves_if_error(
-            shared.freshness(table), shared.clock(), entry.fresh_until
-        ):
+        if not isinstance(entry, ItemEntry):
             return None
-        shared.stats.stale_served += 1
-        return ItemResult(entry.image)
+        policy = shared.freshness(table)
+        now = shared.clock()
+        if projection is None:
+            if serves_if_error(policy, now, entry.fresh_until):
+                return ItemResult(entry.image)
+            return None
+        found = entry.projections.get(projection) if entry.projections else None
+        if found is not None and serves_if_error(policy, now, found[1]):
+            return ItemResult(found[0])
+        names = top_level_names(projection)
+        if names is None or not serves_if_error(policy, now, entry.fresh_until):
+            return None
+        whole = entry.image
+        return ItemResult(None if whole is None else project(whole, names))
 
     def hit(
         self, plan: GetPlan, view: View | None = None, backend: Backend | None = None
@@ -186,7 +211,7 @@ class ItemReads:
                 # The joined request failed for reasons of its own: this one is sent as
                 # it came, as it would have been without the cache.
                 return get_response_in_view(await shared.call(backend, "get_item", request), view)
-            stale = None if plan.projection else self.stale_if_error(plan.table, plan.key, error)
+            stale = self.stale_if_error(plan.table, plan.key, plan.projection, error)
             if stale is None:
                 raise  # the leader's own error, or one every caller meets
             return self._answer(plan, stale.image, view)

@@ -9,7 +9,6 @@ starts no loads and stores nothing a late answer brings.  Every flight of the ca
 
 from __future__ import annotations
 
-import random
 from collections.abc import Collection, Hashable, Mapping
 from typing import Any, TypeVar
 
@@ -74,8 +73,8 @@ class Shared:
         self.config = config
         self.clock = config.clock
         self.retry = retry
-        #: refresh-ahead's draws (``_rules.freshness``); tests replace it
-        self.rand = random.random
+        #: refresh-ahead's draws (``_rules.freshness``): ``Cache(random=...)``
+        self.rand = config.draw
         self.store = Store(config.max_bytes)
         self.stats = Stats()
         self.sites = Sites()

@@ -108,5 +108,10 @@ def decide(
 
 def serves_if_error(policy: Freshness, now: float, fresh_until: float) -> bool:
     """Whether an entry expiring at ``fresh_until`` may stand in at ``now`` for a reload
-    that failed transiently."""
-    return now < fresh_until + policy.stale_if_error
+    that failed transiently.
+
+    Never without the policy, not even for an entry still fresh (one a write stored
+    while the failed read was out): off, a read's failure is its caller's, as ever.
+    """
+    window = policy.stale_if_error
+    return window > 0 and now < fresh_until + window

@@ -27,9 +27,11 @@ from typing import Any, Final, TextIO, TypeVar
 from urllib.parse import urlsplit
 
 from .. import __version__
+from ..testing.redis_server import RedisServer
 from ..testing.servers import REGION, ServerUnavailable, dynamodb_local, moto_server
 from .load import OP_CHOICES, LoadSpec
 from .plot import matplotlib_available, write_plot
+from .processes import format_processes_report, run_processes
 from .report import format_report, report_object
 from .runs import run_stampede
 from .target import Target, TargetError
@@ -49,6 +51,7 @@ MAX_REQUESTS: Final = 10_000_000
 MAX_CONCURRENCY: Final = 10_000
 MAX_KEYS: Final = 100_000
 MAX_DURATION: Final = 3600.0
+MAX_PROCESSES: Final = 32
 
 # Bad arguments exit with argparse's status 2.
 EXIT_OK: Final = 0
@@ -106,6 +109,21 @@ def loopback_url(text: str) -> str:
     return text
 
 
+def loopback_redis_url(text: str) -> str:
+    """``--redis``: a redis:// URL naming this machine, nothing else."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018  # raises ValueError on a malformed port
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a valid URL: {text!r} ({error})") from None
+    if parts.scheme not in ("redis", "rediss") or parts.hostname not in LOOPBACK_HOSTS:
+        raise argparse.ArgumentTypeError(
+            f"refusing {text!r}: the stampede only uses a Redis on this machine "
+            "(redis://127.0.0.1:PORT/DB)"
+        )
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="aiodax: DynamoDB Accelerator's caching inside asyncio."
@@ -158,6 +176,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _add_load_options(stampede.add_argument_group("load"))
+    processes = stampede.add_argument_group("processes")
+    processes.add_argument(
+        "--processes",
+        type=_bounded_int(1, MAX_PROCESSES),
+        default=1,
+        metavar="N",
+        help="run the load from N processes (spawned, each with its own loop, client and "
+        "cache): uncached, with a cache per process, and with the caches joined by the Redis "
+        "tier; reports DynamoDB requests and stale reads across processes (default: 1)",
+    )
+    processes.add_argument(
+        "--redis",
+        type=loopback_redis_url,
+        metavar="URL",
+        help="the Redis of the tier run (on this machine); default: a private redis-server "
+        "started on a free port when the binary is installed, else no tier run",
+    )
 
     output = stampede.add_argument_group("output")
     output.add_argument(
@@ -240,6 +275,13 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
             parser.error("--backend starts an embedded server: drop it, or drop --endpoint-url")
         if args.table is None:
             parser.error("--endpoint-url needs --table (an existing table with a string key)")
+    if args.processes == 1 and args.redis is not None:
+        parser.error("--redis joins the caches of several processes: add --processes N")
+    if args.processes > 1:
+        if args.op != "get":
+            parser.error("--processes reads with GetItem only (its staleness check follows items)")
+        if args.plot is not None:
+            parser.error("--plot draws the one-process runs: drop it, or drop --processes")
     if args.plot is not None:
         if not matplotlib_available():
             parser.error("--plot needs matplotlib, which is not installed (pip install matplotlib)")
@@ -282,6 +324,8 @@ async def main_async(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if args.processes > 1:
+        return await _run_processes(args)
     spec = _load_spec(args)
     progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
     try:
@@ -309,6 +353,29 @@ async def _run(args: argparse.Namespace) -> int:
             print(f"{PROG} stampede: error: cannot write the plot: {error}", file=sys.stderr)
             return EXIT_FAILED
         print(f"{PROG} stampede: plot written to {args.plot}", file=sys.stderr)
+    return EXIT_OK
+
+
+async def _run_processes(args: argparse.Namespace) -> int:
+    spec = _load_spec(args)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            target = await _target(args, stack)
+            redis_url = args.redis
+            if redis_url is None:
+                try:
+                    server = await _enter_in_thread(stack, RedisServer())
+                    redis_url = server.url
+                except ServerUnavailable as error:
+                    print(f"{PROG} stampede: no Redis tier run: {error}", file=sys.stderr)
+            summaries = await run_processes(target, spec, args.processes, redis_url)
+    except (ServerUnavailable, TargetError) as error:
+        print(f"{PROG} stampede: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps([dataclasses.asdict(summary) for summary in summaries]))
+    else:
+        print(format_processes_report(spec, target, args.processes, summaries))
     return EXIT_OK
 
 

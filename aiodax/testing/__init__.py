@@ -14,7 +14,14 @@ AWS's DynamoDB Local) for such tests, and :mod:`aiodax.testing.plugin` offers th
 and cached clients as pytest fixtures.
 
 ``LaggingReplica`` (:mod:`aiodax.testing.lagging`) is a proxy in front of two such
-servers whose eventually consistent reads lag behind writes, as DynamoDB's may.
+servers whose eventually consistent reads lag behind writes, as DynamoDB's may;
+``CountingProxy`` (:mod:`aiodax.testing.counting`) one in front of one server that
+counts what reaches it from every process.
+
+For the Redis tier: ``RedisServer`` (:mod:`aiodax.testing.redis_server`) runs a private,
+empty ``redis-server`` on a free port that a test can SIGKILL and restart, and
+``TcpFaultProxy`` (:mod:`aiodax.testing.faults`) puts a network between a client and
+it that blackholes, delays, resets or refuses on demand.
 """
 
 from __future__ import annotations
@@ -27,9 +34,29 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
+from aiodax.testing.counting import CountedRequest, CountingProxy
+from aiodax.testing.faults import Direction, FaultMode, TcpFaultProxy
 from aiodax.testing.lagging import LaggingReplica, ReplicaDiverged, Route
+from aiodax.testing.redis_cluster import RedisCluster
+from aiodax.testing.redis_server import RedisServer
 
-__all__ = ["InstrumentedClient", "LaggingReplica", "ReplicaDiverged", "Route", "client_error"]
+__all__ = [
+    # fakes and fault injection around a client
+    "InstrumentedClient",
+    "client_error",
+    # proxies in front of DynamoDB-compatible servers
+    "CountedRequest",
+    "CountingProxy",
+    "LaggingReplica",
+    "ReplicaDiverged",
+    "Route",
+    # Redis and the network to it
+    "Direction",
+    "FaultMode",
+    "RedisCluster",
+    "RedisServer",
+    "TcpFaultProxy",
+]
 
 #: HTTP status DynamoDB answers each error code with (5xx are server faults).
 _STATUS = {

@@ -87,3 +87,41 @@ async def test_a_resource_table_serves_stale_while_one_reload_runs(
         assert (await cached.get_item(Key={"pk": "a"}))["Item"] == {"pk": "a", "v": "new"}
         assert sent(cache, "get_item") == 2
         assert cache.stats()["StaleServed"] == 1
+
+
+async def test_stale_if_error_stands_in_for_batch_keys_and_projections_on_throttling(
+    raw_client: DynamoDBClient, table: str, clock: FakeClock
+) -> None:
+    for pk in ("a", "b"):
+        await raw_client.put_item(TableName=table, Item=item(pk, "old"))
+    instrumented = InstrumentedClient(raw_client)
+    async with aiodax.Cache(item_ttl=TTL, clock=clock, stale_if_error=60) as cache:
+        cached = cache.wrap(cast("DynamoDBClient", instrumented))
+        both = {table: {"Keys": [key("a"), key("b")]}}
+        await cached.batch_get_item(RequestItems=both)
+        projected = await cached.get_item(TableName=table, Key=key("a"), ProjectionExpression="v")
+        assert projected["Item"] == {"v": {"S": "old"}}
+        for pk in ("a", "b", "c"):
+            await raw_client.put_item(TableName=table, Item=item(pk, "new"))
+        clock.advance(TTL + 1)
+
+        instrumented.fail("batch_get_item", "ProvisionedThroughputExceededException")
+        stale = await cached.batch_get_item(
+            RequestItems={table: {"Keys": [key("a"), key("b"), key("c")]}}
+        )
+        assert stale["Responses"][table] == [item("a", "old"), item("b", "old")]
+        # "c" was never cached: it comes back unprocessed, as DynamoDB returns a key it
+        # could not read in a batch it partly answered.
+        assert stale["UnprocessedKeys"] == {table: {"Keys": [key("c")]}}
+        instrumented.fail("get_item", "ThrottlingException")
+        stale = await cached.get_item(TableName=table, Key=key("a"), ProjectionExpression="v")
+        assert stale["Item"] == {"v": {"S": "old"}}
+        assert cache.stats()["StaleServed"] == 3
+
+        instrumented.fail("batch_get_item", "ValidationException")
+        with pytest.raises(ClientError, match="ValidationException"):
+            await cached.batch_get_item(RequestItems=both)
+        # Unfailed, the batch reads DynamoDB's current items.
+        fresh = await cached.batch_get_item(RequestItems=both)
+        assert fresh["Responses"][table] == [item("a", "new"), item("b", "new")]
+        assert cache.stats()["StaleServed"] == 3

@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 import redis.asyncio as redis
 
 import aiodax
-from tests.servers import RedisServer as _Redis
+from aiodax.testing import RedisServer
 from tests.support import until
 
 if TYPE_CHECKING:
@@ -30,15 +30,13 @@ def endpoint(moto_endpoint: str) -> str:
 
 
 @pytest.fixture
-def server() -> Iterator[_Redis]:
-    running = _Redis()
-    running.start()
-    yield running
-    running.close()
+def server() -> Iterator[RedisServer]:
+    with RedisServer() as running:
+        yield running
 
 
 @pytest.fixture
-async def raw_redis(server: _Redis) -> AsyncIterator[redis.Redis]:
+async def raw_redis(server: RedisServer) -> AsyncIterator[redis.Redis]:
     client = redis.Redis.from_url(server.url)
     yield client
     await client.aclose()
@@ -48,7 +46,7 @@ Pair = tuple[aiodax.CachedClient, aiodax.CachedClient, aiodax.Cache, aiodax.Cach
 
 
 @pytest.fixture
-async def pair(server: _Redis, raw_client: DynamoDBClient) -> AsyncIterator[Pair]:
+async def pair(server: RedisServer, raw_client: DynamoDBClient) -> AsyncIterator[Pair]:
     """Two caches of one namespace: the writer's and the reader's."""
     tier = aiodax.RedisTier(server.url, namespace="bus-test", shared_l2=False, liveness=0.5)
     async with aiodax.Cache(redis=tier) as writer, aiodax.Cache(redis=tier) as reader:
@@ -196,12 +194,11 @@ async def test_a_message_that_does_not_decode_makes_the_receiver_drop_everything
 
 
 async def test_a_redis_restarted_empty_makes_every_cache_drop_everything(
-    pair: Pair, raw_client: DynamoDBClient, server: _Redis, table: str
+    pair: Pair, raw_client: DynamoDBClient, server: RedisServer, table: str
 ) -> None:
     _, reader, _, reader_cache = pair
     await _cache_both(reader, raw_client, table)
-    server.kill()
-    server.start()
+    server.restart()
     await until(
         lambda: (
             tier_stats(reader_cache)["BusState"] == "connected"
@@ -230,7 +227,7 @@ async def test_a_short_disconnect_with_nothing_lost_costs_nothing(
 
 
 async def test_with_redis_gone_reads_and_writes_succeed_and_entries_live_briefly(
-    pair: Pair, raw_client: DynamoDBClient, server: _Redis, table: str
+    pair: Pair, raw_client: DynamoDBClient, server: RedisServer, table: str
 ) -> None:
     writer, reader, writer_cache, reader_cache = pair
     await raw_client.put_item(TableName=table, Item=item("old"))
@@ -243,19 +240,19 @@ async def test_with_redis_gone_reads_and_writes_succeed_and_entries_live_briefly
 
 
 async def test_what_was_queued_while_redis_was_gone_goes_out_when_it_returns(
-    pair: Pair, raw_client: DynamoDBClient, server: _Redis, table: str
+    pair: Pair, raw_client: DynamoDBClient, server: RedisServer, table: str
 ) -> None:
     writer, _, writer_cache, _ = pair
     server.kill()
     await writer.put_item(TableName=table, Item=item("new"))
     assert tier_stats(writer_cache)["OutboxLength"] == 1
-    server.start()
+    server.restart()
     await until(lambda: tier_stats(writer_cache)["OutboxLength"] == 0, within=10)
     assert tier_stats(writer_cache)["BusMessagesOut"] == 1
 
 
 async def test_a_full_outbox_merges_into_whole_table_drops(
-    server: _Redis, raw_client: DynamoDBClient, table: str
+    server: RedisServer, raw_client: DynamoDBClient, table: str
 ) -> None:
     tier = aiodax.RedisTier(server.url, namespace="bus-test", outbox_limit=4, liveness=0.5)
     server.kill()
@@ -269,7 +266,7 @@ async def test_a_full_outbox_merges_into_whole_table_drops(
 
 
 async def test_a_cache_starts_and_closes_while_redis_is_down(
-    server: _Redis, raw_client: DynamoDBClient, table: str
+    server: RedisServer, raw_client: DynamoDBClient, table: str
 ) -> None:
     server.kill()
     tier = aiodax.RedisTier(server.url, namespace="bus-test", liveness=0.3)
@@ -294,14 +291,15 @@ ACL_RULES = (
     "+@scripting",
     "+@pubsub",
     "+@connection",
+    "+time",  # the shared cache's scripts read Redis's clock
     "-@dangerous",
 )
 
 
 async def test_the_documented_acl_user_runs_the_bus_of_its_namespace_only(
-    server: _Redis, raw_redis: redis.Redis, raw_client: DynamoDBClient, table: str
+    server: RedisServer, raw_redis: redis.Redis, raw_client: DynamoDBClient, table: str
 ) -> None:
-    await raw_redis.execute_command("ACL", "SETUSER", "app", *ACL_RULES)
+    await cast(Any, raw_redis).execute_command("ACL", "SETUSER", "app", *ACL_RULES)
     url = f"redis://app:secret@127.0.0.1:{server.port}/0"
     async with (
         aiodax.Cache(redis=url, namespace="bus-test") as writer_cache,
@@ -319,13 +317,13 @@ async def test_the_documented_acl_user_runs_the_bus_of_its_namespace_only(
 
 
 async def test_losing_and_regaining_redis_is_logged_on_the_aiodax_logger(
-    pair: Pair, server: _Redis, caplog: pytest.LogCaptureFixture
+    pair: Pair, server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, _, _, reader_cache = pair
     caplog.set_level(logging.INFO, logger="aiodax")
     server.kill()
     await until(lambda: tier_stats(reader_cache)["BusState"] == "degraded", within=5)
-    server.start()
+    server.restart()
     await until(lambda: tier_stats(reader_cache)["BusState"] == "connected", within=10)
     messages = [record.getMessage() for record in caplog.records if record.name == "aiodax"]
     assert any("unreachable" in message for message in messages)

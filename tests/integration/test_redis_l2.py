@@ -20,10 +20,8 @@ import redis.asyncio as redis
 import aiodax
 from aiodax._engine.sites import site_identity, site_label
 from aiodax._tiers.redis.keys import Keys, key_digest, shared_request_digest
-from aiodax.testing import InstrumentedClient
-from tests import servers
-from tests.servers import RedisServer
-from tests.support import FakeClock, until
+from aiodax.testing import InstrumentedClient, RedisServer, TcpFaultProxy
+from tests.support import FakeClock, Unprocessing, until
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -41,13 +39,8 @@ def endpoint(moto_endpoint: str) -> str:
 
 @pytest.fixture
 def server() -> Iterator[RedisServer]:
-    try:
-        running = RedisServer()
-    except servers.ServerUnavailable as error:
-        servers.require(error.reason)
-    running.start()
-    yield running
-    running.close()
+    with RedisServer() as running:
+        yield running
 
 
 @pytest.fixture
@@ -63,23 +56,25 @@ def dynamodb(raw_client: DynamoDBClient) -> InstrumentedClient:
     return InstrumentedClient(raw_client)
 
 
-def tier(server: RedisServer, **options: Any) -> aiodax.RedisTier:
+def tier(url: str, **options: Any) -> aiodax.RedisTier:
     # A generous timeout: a busy test machine must not turn a Redis step into a miss.
     settings: dict[str, Any] = {"namespace": NAMESPACE, "timeout": 1.0, "liveness": 0.5}
     settings.update(options)
-    return aiodax.RedisTier(server.url, **settings)
+    return aiodax.RedisTier(url, **settings)
 
 
 class Caches:
     """Caches of one namespace, as several processes would have, around one DynamoDB."""
 
-    def __init__(self, server: RedisServer, dynamodb: InstrumentedClient) -> None:
+    def __init__(self, server: RedisServer, dynamodb: Any) -> None:
         self.server = server
         self.dynamodb = dynamodb
         self._stack = AsyncExitStack()
 
-    async def open(self, *, tier_options: Any = None, **options: Any) -> aiodax.CachedClient:
-        redis_tier = tier(self.server, **(tier_options or {}))
+    async def open(
+        self, *, url: str | None = None, tier_options: Any = None, **options: Any
+    ) -> aiodax.CachedClient:
+        redis_tier = tier(url or self.server.url, **(tier_options or {}))
         cache = await self._stack.enter_async_context(aiodax.Cache(redis=redis_tier, **options))
         return cache.wrap(cast("DynamoDBClient", self.dynamodb))
 
@@ -348,6 +343,77 @@ async def test_a_dynamodb_error_reaches_the_caller_unchanged_and_nothing_is_stor
     assert await value_of(a, table) == "v"
 
 
+# ------------------------------------------------------------ BatchGetItem
+
+
+def batch_keys(table: str, *pks: str) -> dict[str, Any]:
+    return {table: {"Keys": [{"pk": {"S": pk}} for pk in pks]}}
+
+
+def batch_values(response: dict[str, Any], table: str) -> list[str]:
+    return sorted(found["v"]["S"] for found in response["Responses"][table])
+
+
+async def test_a_batch_takes_the_copies_there_are_and_reads_only_the_other_keys(
+    caches: Caches, dynamodb: InstrumentedClient, raw_client: DynamoDBClient, table: str
+) -> None:
+    a, b = await caches.open(), await caches.open()
+    await connected(a, b)
+    for pk in "abc":
+        await raw_client.put_item(TableName=table, Item=item(pk, pk=pk))
+    await value_of(a, table, "a")  # a GetItem's copy answers a batch's key too
+    response = await b.batch_get_item(RequestItems=batch_keys(table, "a", "b", "c", "z"))
+    assert batch_values(response, table) == ["a", "b", "c"]
+    [(_, sent)] = [call for call in dynamodb.requests if call[0] == "batch_get_item"]
+    assert sorted(key["pk"]["S"] for key in sent["RequestItems"][table]["Keys"]) == ["b", "c", "z"]
+    assert (stats(b)["L2Hits"], stats(b)["L2Stores"]) == (1, 3)  # z's absence is shared too
+    c = await caches.open()
+    await connected(c)
+    response = await c.batch_get_item(RequestItems=batch_keys(table, "a", "b", "c", "z"))
+    assert batch_values(response, table) == ["a", "b", "c"]
+    assert dynamodb.calls["batch_get_item"] == 1
+    assert stats(c)["L2Hits"] == 4
+
+
+async def test_concurrent_batches_in_two_caches_read_each_key_once(
+    caches: Caches, dynamodb: InstrumentedClient, raw_client: DynamoDBClient, table: str
+) -> None:
+    a, b = await caches.open(), await caches.open()
+    await connected(a, b)
+    for pk in "abcd":
+        await raw_client.put_item(TableName=table, Item=item(pk, pk=pk))
+    held = dynamodb.hold("batch_get_item")
+    first = asyncio.create_task(a.batch_get_item(RequestItems=batch_keys(table, "a", "b", "c")))
+    await until(lambda: dynamodb.in_flight["batch_get_item"] == 1)
+    second = asyncio.create_task(b.batch_get_item(RequestItems=batch_keys(table, "b", "c", "d")))
+    await until(lambda: stats(b)["LeaseWaits"] == 2)  # b and c: A holds them
+    held.set()
+    async with asyncio.timeout(5):
+        assert batch_values(await first, table) == ["a", "b", "c"]
+        assert batch_values(await second, table) == ["b", "c", "d"]
+    sent = [call[1] for call in dynamodb.requests if call[0] == "batch_get_item"]
+    read = sorted(
+        key["pk"]["S"] for request in sent for key in request["RequestItems"][table]["Keys"]
+    )
+    assert read == ["a", "b", "c", "d"]
+
+
+async def test_a_batch_s_unprocessed_keys_are_not_shared_and_are_read_again(
+    caches: Caches, raw_client: DynamoDBClient, table: str
+) -> None:
+    refusing = Unprocessing(raw_client, refusals=1)
+    caches.dynamodb = refusing
+    a = await caches.open()
+    await connected(a)
+    for pk in "ab":
+        await raw_client.put_item(TableName=table, Item=item(pk, pk=pk))
+    response = await a.batch_get_item(RequestItems=batch_keys(table, "a", "b"))
+    assert batch_values(response, table) == ["a", "b"]
+    assert refusing.calls["batch_get_item"] == 2
+    assert stats(a)["L2Stores"] == 2  # the second read's; the first left both unprocessed
+    assert stats(a)["LeaseTakeovers"] == 0  # the first read's leases were given up
+
+
 # ------------------------------------------------------ what a copy answers
 
 
@@ -467,23 +533,62 @@ async def test_with_redis_killed_every_read_still_answers(
 
 
 async def test_a_redis_that_answers_nothing_costs_a_read_its_timeout_then_nothing(
-    caches: Caches,
-    dynamodb: InstrumentedClient,
-    server: RedisServer,
-    raw_client: DynamoDBClient,
-    table: str,
+    caches: Caches, server: RedisServer, raw_client: DynamoDBClient, table: str
 ) -> None:
-    # liveness is long: the shared cache's own breaker, not the bus, stops asking.
-    a = await caches.open(tier_options={"timeout": 0.05, "liveness": 5.0})
-    await connected(a)
-    for pk in "abcdefgh":
-        await raw_client.put_item(TableName=table, Item=item(pk, pk=pk))
-    server.pause()
-    try:
+    async with TcpFaultProxy(server.host, server.port) as proxy:
+        # liveness is long: the shared cache's own breaker, not the bus, stops asking.
+        a = await caches.open(
+            url=proxy.url("redis"), tier_options={"timeout": 0.05, "liveness": 5.0}
+        )
+        await connected(a)
+        for pk in "abcdefgh":
+            await raw_client.put_item(TableName=table, Item=item(pk, pk=pk))
+        proxy.blackhole()  # a silent partition: sockets open, nothing answers
         started = time.monotonic()
         assert [await value_of(a, table, pk) for pk in "abcdefgh"] == list("abcdefgh")
         elapsed = time.monotonic() - started
         assert stats(a)["L2Errors"] == 5  # then the breaker skips Redis
         assert elapsed < 5.0
-    finally:
-        server.resume()
+        proxy.pass_through()
+        await caches.aclose()
+
+
+# ------------------------------------------------------------------ security
+
+#: The least-privilege user of docs/operations.md, for this namespace.
+ACL_RULES = (
+    "on",
+    ">secret",
+    f"~aiodax:v1:{{{NAMESPACE}}}:*",
+    f"&aiodax:v1:{{{NAMESPACE}}}:*",
+    "+@read",
+    "+@write",
+    "+@stream",
+    "+@scripting",
+    "+@pubsub",
+    "+@connection",
+    "+time",
+    "-@dangerous",
+)
+
+
+async def test_the_documented_acl_user_runs_the_shared_cache_and_its_leases(
+    caches: Caches,
+    dynamodb: InstrumentedClient,
+    server: RedisServer,
+    raw_redis: redis.Redis,
+    raw_client: DynamoDBClient,
+    table: str,
+) -> None:
+    await raw_redis.execute_command("ACL", "SETUSER", "app", *ACL_RULES)  # type: ignore[no-untyped-call]
+    url = f"redis://app:secret@{server.host}:{server.port}/0"
+    a, b = await caches.open(url=url), await caches.open(url=url)
+    await connected(a, b)
+    await raw_client.put_item(TableName=table, Item=item("v"))
+    held = dynamodb.hold("get_item")
+    reads = [asyncio.create_task(value_of(client, table)) for client in (a, b)]
+    await until(lambda: stats(a)["LeaseWaits"] + stats(b)["LeaseWaits"] == 1)
+    held.set()
+    assert await asyncio.gather(*reads) == ["v", "v"]
+    assert dynamodb.calls["get_item"] == 1
+    assert stats(a)["L2Errors"] + stats(b)["L2Errors"] == 0

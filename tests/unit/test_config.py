@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 from typing import Any
 
 import pytest
@@ -72,6 +73,18 @@ def test_query_invalidation_modes_are_accepted(mode: str) -> None:
 def test_clock_must_be_callable() -> None:
     with pytest.raises(ConfigurationTypeError, match="clock"):
         aiodax.Cache(clock=1.0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [0.5, None, "random"])
+def test_random_must_be_callable(value: Any) -> None:
+    with pytest.raises(ConfigurationTypeError, match=r"random must be a callable .*\[0, 1\)"):
+        aiodax.Cache(random=value)
+
+
+def test_random_is_refresh_aheads_and_defaults_to_the_standard_library() -> None:
+    assert aiodax.Cache().config.draw is random.random
+    draw = random.Random(7).random
+    assert aiodax.Cache(random=draw).config.draw is draw
 
 
 def test_unknown_cache_option_is_a_type_error_naming_it() -> None:

@@ -30,6 +30,8 @@ def test_without_policies_the_horizon_is_the_expiry_and_past_it_a_miss() -> None
     assert decide(NO_FRESHNESS, EXPIRY - 1e-9, EXPIRY, DELTA, never) is Decision.FRESH
     assert decide(NO_FRESHNESS, EXPIRY, EXPIRY, DELTA, never) is Decision.MISS
     assert not serves_if_error(NO_FRESHNESS, EXPIRY, EXPIRY)
+    # Off, not even a fresh entry stands in for a failed read: the error is the caller's.
+    assert not serves_if_error(NO_FRESHNESS, EXPIRY - 1, EXPIRY)
 
 
 @pytest.mark.parametrize("beta", [0.5, 1.0, 3.0])

@@ -76,9 +76,9 @@ async def value(client: aiodax.CachedClient) -> str:
 
 
 async def test_a_hot_key_across_its_ttl_is_reloaded_once_and_no_caller_waits() -> None:
-    cache, fake, client, clock = make(refresh_ahead=1.0)
+    # -ln(0.1)·δ = 2.3 s: a hit within 2.3 s of the expiry refreshes
+    cache, fake, client, clock = make(refresh_ahead=1.0, random=lambda: 0.1)
     async with cache:
-        cache._engine.shared.rand = lambda: 0.1  # -ln(0.1)·δ = 2.3 s: inside the window
         assert await value(client) == "v1"  # stored at 1001, expires at 1011
         fake.items["t"]["a"] = item("v2")
         clock.advance(TTL - 2)  # 1009: in the window (opens ln(1000)·δ ≈ 6.9 s before)
@@ -97,9 +97,9 @@ async def test_a_hot_key_across_its_ttl_is_reloaded_once_and_no_caller_waits() -
 
 
 async def test_before_its_window_an_entry_is_a_plain_hit() -> None:
-    cache, fake, client, clock = make(refresh_ahead=1.0)
+    # 0.0 would refresh anywhere in the window
+    cache, fake, client, clock = make(refresh_ahead=1.0, random=lambda: 0.0)
     async with cache:
-        cache._engine.shared.rand = lambda: 0.0  # would refresh anywhere in the window
         await value(client)
         clock.advance(TTL - 7)  # 1004 < 1011 − 6.9
         await value(client)
@@ -283,3 +283,226 @@ async def test_batch_get_item_serves_stale_keys_while_one_background_batch_reloa
         answer = await client.batch_get_item(RequestItems=request)
         assert answer["Responses"]["t"] == [item("v2")]
         assert fake.calls["batch_get_item"] == 2
+
+
+async def test_refresh_ahead_draws_from_the_injected_random_only_inside_the_window() -> None:
+    draws: list[float] = []
+
+    def draw() -> float:
+        draws.append(clock.now)
+        return 0.9  # -ln(0.9)·δ ≈ 0.105 s: only a hit that close to the expiry refreshes
+
+    cache, fake, client, clock = make(refresh_ahead=1.0, random=draw)
+    async with cache:
+        await value(client)  # stored at 1001, expires at 1011, window from ≈ 1004.1
+        clock.advance(2)  # 1003: before the window, nothing drawn
+        await value(client)
+        assert draws == []
+        clock.advance(6)  # 1009: drawn, but 0.105 s of lead is not enough
+        await value(client)
+        assert (len(draws), fake.calls["get_item"]) == (1, 1)
+        clock.advance(1.95)  # 1010.95: 0.05 s before the expiry
+        await value(client)
+        await until(lambda: fake.answered["get_item"] == 2)
+        assert (len(draws), fake.calls["get_item"]) == (2, 2)
+        assert cache.stats()["RefreshesAhead"] == 1
+
+
+def nested(value: str) -> dict[str, Any]:
+    return {"pk": {"S": "a"}, "v": {"S": value}, "m": {"M": {"x": {"S": value}, "y": {"S": "-"}}}}
+
+
+@pytest.mark.parametrize(
+    ("projection", "expected"),
+    [("v", {"v": {"S": "v1"}}), ("m.x", {"m": {"M": {"x": {"S": "v1"}}}})],
+    ids=["top-level, from the whole item", "nested, its own variant"],
+)
+async def test_stale_if_error_serves_a_projected_get_item(
+    projection: str, expected: dict[str, Any]
+) -> None:
+    cache, fake, client, clock = make(stale_if_error=60)
+    fake.items["t"]["a"] = nested("v1")
+    async with cache:
+        await value(client)  # the whole item
+        first = await client.get_item(TableName="t", Key=KEY, ProjectionExpression=projection)
+        if projection == "m.x":
+            # The fake answers whole items; DynamoDB would answer the projection.
+            assert first["Item"] == nested("v1")
+        clock.advance(TTL + 1)
+        fake.errors.append(client_error("ThrottlingException", "GetItem"))
+        stale = await client.get_item(TableName="t", Key=KEY, ProjectionExpression=projection)
+        assert stale["Item"] == (nested("v1") if projection == "m.x" else expected)
+        assert cache.stats()["StaleServed"] == 1
+        fake.errors.append(client_error("ValidationException", "GetItem"))
+        with pytest.raises(ClientError, match="ValidationException"):
+            await client.get_item(TableName="t", Key=KEY, ProjectionExpression=projection)
+        clock.advance(60)  # past the window
+        fake.errors.append(client_error("ThrottlingException", "GetItem"))
+        with pytest.raises(ClientError, match="ThrottlingException"):
+            await client.get_item(TableName="t", Key=KEY, ProjectionExpression=projection)
+        assert cache.stats()["StaleServed"] == 1
+
+
+class FailsAfterAWrite(SlowBackend):
+    """Holds each GetItem until ``release`` is set, then throttles it."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.release = asyncio.Event()
+
+    async def get_item(self, **request: Any) -> dict[str, Any]:
+        self._record("get_item", request)
+        await self.release.wait()
+        raise client_error("ThrottlingException", "GetItem")
+
+
+@pytest.mark.parametrize("stale_if_error", [0.0, 60.0], ids=["off", "on"])
+async def test_a_read_failing_after_a_write_stored_the_item_hears_its_error_unless_the_policy_is_on(
+    stale_if_error: float,
+) -> None:
+    clock = FakeClock()
+    fake = FailsAfterAWrite(clock)
+    async with aiodax.Cache(item_ttl=TTL, clock=clock, stale_if_error=stale_if_error) as cache:
+        client = cache.wrap(fake.client())
+        reading = asyncio.create_task(value(client))
+        await until(lambda: fake.calls["get_item"] == 1)
+        await client.put_item(TableName="t", Item=item("v2"))  # stored: a fresh entry
+        fake.release.set()
+        if stale_if_error:
+            assert await reading == "v2"  # the write wins, and stands in
+            assert cache.stats()["StaleServed"] == 1
+        else:
+            with pytest.raises(ClientError, match="ThrottlingException"):
+                await reading
+            assert cache.stats()["StaleServed"] == 0
+
+
+def batch_of(*pks: str, **spec: Any) -> dict[str, Any]:
+    return {"t": {"Keys": [{"pk": {"S": pk}} for pk in pks], **spec}}
+
+
+def named(pk: str, value: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "v": {"S": value}}
+
+
+def batch_make(**options: Any) -> tuple[aiodax.Cache, SlowBackend, aiodax.CachedClient, FakeClock]:
+    cache, fake, client, clock = make(**options)
+    fake.items["t"].update({pk: named(pk, f"{pk}1") for pk in ("b", "c")})
+    return cache, fake, client, clock
+
+
+async def test_stale_if_error_serves_every_key_of_a_throttled_batch() -> None:
+    cache, fake, client, clock = batch_make(stale_if_error=60)
+    async with cache:
+        await client.batch_get_item(RequestItems=batch_of("a", "b"))
+        fake.items["t"]["b"] = named("b", "b2")
+        clock.advance(TTL + 1)
+        fake.errors.append(client_error("ProvisionedThroughputExceededException", "BatchGetItem"))
+        answer = await client.batch_get_item(RequestItems=batch_of("a", "b"))
+        assert answer["Responses"]["t"] == [item("v1"), named("b", "b1")]
+        assert answer["UnprocessedKeys"] == {}
+        assert fake.calls["batch_get_item"] == 2
+        assert cache.stats()["StaleServed"] == 2
+        # Nothing was stored: the next read reloads.
+        assert (await client.batch_get_item(RequestItems=batch_of("b")))["Responses"]["t"] == [
+            named("b", "b2")
+        ]
+
+
+async def test_a_partly_stale_batch_returns_the_other_keys_unprocessed_as_dynamodb_would() -> None:
+    cache, fake, client, clock = batch_make(stale_if_error=60)
+    async with cache:
+        await client.batch_get_item(RequestItems=batch_of("a", "b"))
+        await client.batch_get_item(RequestItems=batch_of("c"))
+        clock.advance(TTL + 1)
+        cache.invalidate("t", {"pk": {"S": "b"}})  # dropped: no stale copy of it is left
+        await value(client)  # "a" reloaded: a fresh hit
+        clock.advance(1)
+        fake.errors.append(client_error("ThrottlingException", "BatchGetItem"))
+        # A projection of top-level attributes: "c" is answered from its whole item.
+        request = batch_of("a", "b", "c", "d", ProjectionExpression="pk, v")
+        answer = await client.batch_get_item(RequestItems=request)
+        assert answer["Responses"]["t"] == [item("v1"), named("c", "c1")]
+        assert answer["UnprocessedKeys"] == {
+            "t": {"Keys": [{"pk": {"S": "b"}}, {"pk": {"S": "d"}}], "ProjectionExpression": "pk, v"}
+        }
+        assert cache.stats()["StaleServed"] == 1
+        # The caller retries its unprocessed keys: DynamoDB's error is not hidden.
+        fake.errors.append(client_error("ThrottlingException", "BatchGetItem"))
+        with pytest.raises(ClientError, match="ThrottlingException"):
+            await client.batch_get_item(RequestItems=answer["UnprocessedKeys"])
+        assert cache.stats()["StaleServed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "advance", "code"),
+    [
+        ({}, TTL + 1, "ThrottlingException"),
+        ({"stale_if_error": 60}, TTL + 60, "ThrottlingException"),
+        ({"stale_if_error": 60}, TTL + 1, "ValidationException"),
+        ({"stale_if_error": 60}, TTL + 1, "ResourceNotFoundException"),
+    ],
+    ids=["policy off", "past the window", "validation", "missing table"],
+)
+async def test_a_batch_stale_if_error_cannot_serve_raises_as_without_the_policy(
+    options: dict[str, Any], advance: float, code: str
+) -> None:
+    cache, fake, client, clock = batch_make(**options)
+    async with cache:
+        await client.batch_get_item(RequestItems=batch_of("a", "b"))
+        clock.advance(advance)
+        fake.errors.append(client_error(code, "BatchGetItem"))
+        with pytest.raises(ClientError, match=code):
+            await client.batch_get_item(RequestItems=batch_of("a", "b"))
+        assert cache.stats()["StaleServed"] == 0
+
+
+async def test_a_batch_joining_a_failing_get_item_serves_that_key_stale() -> None:
+    cache, fake, client, clock = batch_make(stale_if_error=60)
+    async with cache:
+        await client.batch_get_item(RequestItems=batch_of("a", "b"))
+        fake.items["t"]["b"] = named("b", "b2")
+        clock.advance(TTL + 1)
+        held = asyncio.Event()
+        throttled = client_error("ThrottlingException", "GetItem")
+
+        async def held_then_throttled(**request: Any) -> dict[str, Any]:
+            fake._record("get_item", request)
+            await held.wait()
+            raise throttled
+
+        fake.get_item = held_then_throttled  # type: ignore[method-assign]
+        getting = asyncio.create_task(value(client))  # loads "a", held
+        await until(lambda: fake.calls["get_item"] == 1)
+        batching = asyncio.create_task(client.batch_get_item(RequestItems=batch_of("a", "b")))
+        await until(lambda: fake.calls["batch_get_item"] == 2)
+        assert fake.requests[-1][1]["RequestItems"]["t"]["Keys"] == [{"pk": {"S": "b"}}]
+        assert cache.stats()["CoalescedRequests"] == 1
+        held.set()
+        assert await getting == "v1"
+        answer = await batching
+        assert answer["Responses"]["t"] == [item("v1"), named("b", "b2")]
+        assert cache.stats()["StaleServed"] == 2
+
+
+async def test_a_write_through_the_cache_while_a_batch_loads_wins_over_its_stale_entry() -> None:
+    cache, fake, client, clock = batch_make(stale_if_error=60)
+    async with cache:
+        await client.batch_get_item(RequestItems=batch_of("a", "b"))
+        clock.advance(TTL + 1)
+        held = asyncio.Event()
+
+        async def held_then_throttled(**request: Any) -> dict[str, Any]:
+            fake._record("batch_get_item", request)
+            await held.wait()
+            raise client_error("ThrottlingException", "BatchGetItem")
+
+        fake.batch_get_item = held_then_throttled  # type: ignore[method-assign]
+        batching = asyncio.create_task(client.batch_get_item(RequestItems=batch_of("a", "b")))
+        await until(lambda: fake.calls["batch_get_item"] == 2)
+        await client.put_item(TableName="t", Item=named("b", "b2"))
+        held.set()
+        answer = await batching
+        # "a" stands in from its expired entry; "b" from the entry the write stored.
+        assert answer["Responses"]["t"] == [item("v1"), named("b", "b2")]
+        assert answer["UnprocessedKeys"] == {}

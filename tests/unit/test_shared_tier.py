@@ -203,3 +203,57 @@ async def test_a_background_reload_is_a_refresh_and_a_miss_is_not() -> None:
         await get(client, KEY)
         await until(lambda: len(tier.loads) == 2)
     assert [load.refresh for load in tier.loads] == [False, True]
+
+
+async def test_a_batch_load_names_each_key_as_the_get_item_that_reads_it() -> None:
+    tier, fake = RecordingTier(), backend()
+    fake.items["u"] = {"c": {"pk": {"S": "c"}}}
+    tables = {"u": aiodax.TableConfig(item_ttl=4, fill_consistency="strong")}
+    async with aiodax.Cache(item_ttl=7, negative_ttl=3, tables=tables, shared_tier=tier) as cache:
+        await cache.wrap(fake.client()).batch_get_item(
+            RequestItems={
+                "t": {"Keys": [KEY, {"pk": {"S": "b"}}], "ProjectionExpression": "pk, v"},
+                "u": {"Keys": [{"pk": {"S": "c"}}]},
+            }
+        )
+    [load] = tier.loads
+    parts = {part.key: part for part in load.parts}
+    assert set(parts) == {("pk", "S", "a"), ("pk", "S", "b"), ("pk", "S", "c")}
+    a, c = parts["pk", "S", "a"], parts["pk", "S", "c"]
+    assert (a.operation, a.table, a.site) == ("get_item", "t", load.site)
+    assert a.request["Key"] == KEY and a.request["ProjectionExpression"].startswith("pk, v")
+    assert (a.ttl, a.negative_ttl, a.fenced) == (7, 3, False)
+    assert (c.ttl, c.fenced, c.request["ConsistentRead"]) == (4, True, True)
+
+
+class NarrowingTier(RecordingTier):
+    """Answers a batch's first key itself (a copy 2 s old) and fetches only the others."""
+
+    async def load(self, load: aiodax.Load, fetch: aiodax.Fetch) -> aiodax.Loaded:
+        if not load.parts:
+            return await super().load(load, fetch)
+        self.loads.append(load)
+        first, *others = load.parts
+        narrowed = {
+            **load.request,
+            "RequestItems": {"t": {"Keys": [part.request["Key"] for part in others]}},
+        }
+        answer = await fetch(narrowed)
+        answer["Responses"]["t"].append({**first.request["Key"], "v": {"S": "shared"}})
+        return aiodax.Loaded(answer, 2.0)
+
+
+async def test_a_tier_may_read_only_some_of_a_batch_s_keys_and_answer_the_others() -> None:
+    clock, tier, fake = FakeClock(), NarrowingTier(), backend()
+    async with aiodax.Cache(item_ttl=10, clock=clock, shared_tier=tier) as cache:
+        client = cache.wrap(fake.client())
+        response = await client.batch_get_item(
+            RequestItems={"t": {"Keys": [KEY, {"pk": {"S": "b"}}]}}
+        )
+        values = sorted(item["v"]["S"] for item in response["Responses"]["t"])
+        assert values == ["b", "shared"]
+        [sent] = [request for name, request in fake.requests if name == "batch_get_item"]
+        assert sent["RequestItems"]["t"]["Keys"] == [{"pk": {"S": "b"}}]
+        clock.advance(8.5)  # the answer's age counts: 10.5 s after the tier's copy
+        await get(client, KEY)
+        assert fake.calls["get_item"] == 1

@@ -50,6 +50,8 @@ BATCH: Final = 256
 #: Lifetime of the generations a drop moves (ms): longer than any shared copy lives
 #: in practice; a copy outliving its generation key is a miss, never a wrong answer.
 GENERATION_LIFETIME_MS: Final = 24 * 3600 * 1000
+#: How many ``liveness`` periods one attempt to send the outbox may take.
+SEND_ATTEMPTS: Final = 5
 #: Reconnection backoff (s): doubling from the first to the last.
 BACKOFF: Final = (0.05, 1.0)
 #: What the network and the client raise when Redis is not there.
@@ -86,6 +88,7 @@ class StreamBus:
         self.bad_messages = 0
         self.degraded_periods = 0
         self.merged = 0
+        self.failed_sends = 0
 
     # ------------------------------------------------------------- sending
 
@@ -141,10 +144,20 @@ class StreamBus:
                 for _, invalidation in batch:
                     args.extend(_script_args(link.origin, invalidation))
                 try:
-                    async with asyncio.timeout(tier.liveness):
+                    # A slow Redis may need seconds for a new connection and the
+                    # script's first load: an attempt cut shorter would throw its
+                    # connection away and start over, and never get through.
+                    async with asyncio.timeout(SEND_ATTEMPTS * tier.liveness):
                         await script(keys=[keys.bus, keys.seq, keys.everything], args=args)
-                except REDIS_FAILURES:
-                    # Kept for the next attempt; the listener notices the outage.
+                except REDIS_FAILURES as error:
+                    # Kept for the next attempt; the listener notices an outage.
+                    self.failed_sends += 1
+                    _LOG.warning(
+                        "aiodax: %d invalidation(s) not sent to Redis yet (%s): the other "
+                        "processes serve what they name until they are",
+                        len(self._outbox),
+                        error or type(error).__name__,
+                    )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, BACKOFF[1])
                     continue
@@ -177,27 +190,47 @@ class StreamBus:
     async def _listen_forever(self, connected: asyncio.Event) -> None:
         link = self._link
         keys = link.keys
+        liveness = link.tier.liveness
+        loop = asyncio.get_running_loop()
         delay = BACKOFF[0]
+        #: when Redis stopped answering (``None``: it answers)
+        outage_since: float | None = None
         while self.state != CLOSED:
             try:
                 client = link.listening
                 await self._connect(client)
                 self._set_connected()
                 connected.set()
+                outage_since = None
                 delay = BACKOFF[0]
                 # Ends by itself within a block time of ``aclose``: cancelling a
                 # read in progress could leave redis-py's connection mid-reply.
                 while self.state != CLOSED:
+                    asked = loop.time()
                     reply: Any = await client.xread(
                         {keys.bus: self._last_id}, count=BATCH, block=BLOCK_MS
                     )
+                    if loop.time() - asked > liveness + BLOCK_MS / 1000:
+                        # The client waited out a failover (or a Redis that slow):
+                        # deaf for longer than the bound, as if it had been gone.
+                        self._degrade("no answer within liveness")
+                        self._set_connected()
                     for _, entries in reply or ():
                         self._receive(entries)
             except REDIS_FAILURES as error:
                 if self.state == CLOSED:
                     return
-                self._degrade(error)
-                connected.set()
+                now = loop.time()
+                if isinstance(error, TimeoutError):
+                    # Silent for ``liveness`` already: gone since then.
+                    outage_since = now - liveness
+                elif outage_since is None:
+                    outage_since = now
+                # A reconnection within ``liveness`` replays what was missed and
+                # costs nothing; past it, this process cannot vouch for its entries.
+                if self.state == STARTING or now - outage_since >= liveness:
+                    self._degrade(error)
+                    connected.set()
                 await link.drop_listening()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF[1])
@@ -205,8 +238,8 @@ class StreamBus:
     async def _connect(self, client: Any) -> None:
         """Learn where the stream stands, and whether anything was lost meanwhile."""
         keys = self._link.keys
-        epoch, last, seq = await client.eval(
-            CONNECT, 3, keys.epoch, keys.bus, keys.seq, secrets.token_hex(8)
+        epoch, last, seq, following = await client.eval(
+            CONNECT, 3, keys.epoch, keys.bus, keys.seq, secrets.token_hex(8), self._last_id
         )
         if self._epoch is None:
             self._epoch = epoch
@@ -215,6 +248,10 @@ class StreamBus:
             # whatever was sent while this process was away is gone.
             self._epoch = epoch
             self._missed("Redis lost its data (a new epoch)")
+        elif int(seq or 0) > self._last_seq and following != self._last_seq + 1:
+            # Messages were sent meanwhile, and the next one is no longer in the
+            # stream (trimmed): what it said is lost.
+            self._missed(f"message {self._last_seq + 1} was trimmed away")
         else:
             return  # the stream is where it was: read on from the last message
         self._last_id = last[0] if last else b"0-0"
@@ -309,6 +346,7 @@ class StreamBus:
             "BusBadMessages": self.bad_messages,
             "OutboxLength": len(self._outbox),
             "OutboxMerged": self.merged,
+            "OutboxFailedSends": self.failed_sends,
             "DegradedPeriods": self.degraded_periods,
         }
 

@@ -45,6 +45,9 @@ class RedisTier:
         they are merged into whole-table drops.
     :param stream_length: messages the bus keeps in Redis, about: a process away
         for longer than the stream covers drops its whole cache when it returns.
+    :param cluster: ``url`` names a node of a Redis Cluster (ElastiCache's cluster
+        mode, say): the tier talks to the cluster, and follows its failovers.  A
+        namespace's keys share one hash slot, so one master carries it.
     """
 
     url: str
@@ -57,6 +60,7 @@ class RedisTier:
     liveness: float = 1.0
     outbox_limit: int = 10_000
     stream_length: int = 100_000
+    cluster: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.url, str):
@@ -74,8 +78,11 @@ class RedisTier:
             raise ConfigurationError(
                 f"namespace must be 1-64 letters, digits, '_', '.' or '-', got {self.namespace!r}"
             )
-        if not isinstance(self.shared_l2, bool):
-            raise ConfigurationTypeError("shared_l2 must be True or False")
+        for name in ("shared_l2", "cluster"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigurationTypeError(f"{name} must be True or False")
+        if self.cluster and scheme == "unix":
+            raise ConfigurationError("a Redis Cluster is reached over TCP: redis:// or rediss://")
         for name in ("max_value_bytes", "outbox_limit", "stream_length"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -97,4 +104,5 @@ class RedisTier:
         where = f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
         if parts.port:
             where = f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path}"
-        return f"RedisTier({where!r}, namespace={self.namespace!r})"
+        cluster = ", cluster=True" if self.cluster else ""
+        return f"RedisTier({where!r}, namespace={self.namespace!r}{cluster})"

@@ -29,6 +29,13 @@ shared (bigger than ``max_value_bytes``, not kept here, not encodable) is stored
 as a *refusal*: whoever finds it reads DynamoDB at once rather than queue for the
 lease one after another.
 
+**BatchGetItem**, key by key (``Load.parts``): each key is the GetItem that reads
+it, with that GetItem's copy and lease.  One script call asks for all of them; the
+keys neither answered by a copy nor held by another process go out as one
+BatchGetItem of just those keys (``Fetch``), whose answer fills their copies; the
+keys another process holds are waited for and asked again.  The answer is one
+BatchGetItem answer, its age the oldest copy's.
+
 **What a copy may answer.**  A fenced load (``Load.fenced``) takes only a copy read
 with ``ConsistentRead`` under the current generations: its lease came after every
 drop that reached Redis, so its read saw every write before them.  A refresh
@@ -36,16 +43,13 @@ drop that reached Redis, so its read saw every write before them.  A refresh
 bus holds drops Redis has not taken yet, the copies in Redis do not know of them:
 every load goes straight to DynamoDB.
 
-**BatchGetItem** loads (``Load.table`` is ``None``) go straight to DynamoDB: a
-batch's keys share neither copies nor leases (each key a GetItem would read is
-shared; a batch costs one request for all its missing keys anyway).
-
 **Redis fails, the read does not.**  Every Redis step has ``RedisTier.timeout``;
-a Redis error or timeout sends the load to DynamoDB.  While the bus says Redis is
-gone (``RedisLink.available``), and for ``BREAKER_OPEN`` seconds after
-``BREAKER_TIMEOUTS`` timeouts in a row, Redis is not asked at all.  DynamoDB's
-errors reach the caller unchanged and are never stored; a cancelled holder gives
-its lease up in the background (bounded by the timeout) or lets it expire.
+a Redis error or timeout sends what is not answered yet to DynamoDB.  While the bus
+says Redis is gone (``RedisLink.available``), and for ``BREAKER_OPEN`` seconds
+after ``BREAKER_TIMEOUTS`` timeouts in a row, Redis is not asked at all.
+DynamoDB's errors reach the caller unchanged and are never stored; a cancelled
+holder gives its leases up in the background (bounded by the timeout) or lets
+them expire.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -63,7 +67,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 
-from .. import Load, Loaded, TierHost
+from ..._rules.wire import ItemKey, canonical_key
+from .. import Fetch, Load, Loaded, TierHost
 from .bus import BACKOFF, REDIS_FAILURES, StreamBus
 from .envelope import (
     FIELDS,
@@ -91,7 +96,7 @@ BREAKER_OPEN: Final = 5.0
 
 
 class _Unavailable(Exception):
-    """A Redis step failed or timed out: the load goes to DynamoDB."""
+    """A Redis step failed or timed out: what it was for goes to DynamoDB."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,30 @@ class _Target:
     keys: list[str]  # the copy, the lease, g:all, g:t:<table>, g:i:... or g:q:<table>
     field: str  # the copy's field in an item's hash, "" for a page
     digest: str  # the request's name: the lease's, the wake-up's
+
+    @property
+    def lease(self) -> str:
+        return self.keys[1]
+
+
+@dataclass(slots=True)
+class _Miss:
+    """One load (a whole GetItem, Query or Scan, or a batch's key) on its way."""
+
+    load: Load
+    target: _Target
+    token: str
+    #: "read": a copy, else the lease; "lease": the lease only (no copy will do)
+    mode: str
+    #: a refresh takes no copy read before it began (Redis's ms; 0: any)
+    not_before: int | None = None
+    waited: bool = False
+    done: bool = False
+    #: what answers it: a copy's data, or DynamoDB's answer (a batch key's as a
+    #: GetItem's); ``None`` with ``done``: a batch key DynamoDB left unprocessed
+    answer: dict[str, Any] | None = None
+    from_copy: bool = False
+    age: float = 0.0
 
 
 @dataclass(slots=True)
@@ -150,6 +179,11 @@ class _Wakeups:
                 future.set_result(None)
 
 
+#: Reads DynamoDB for the misses given (one request for all of them), and sets what
+#: answers each (``_Miss.answer``, ``done``).
+Read = Callable[[list[_Miss]], Awaitable[None]]
+
+
 class RedisL2:
     """The shared miss path over Redis (a ``SharedTier``); see the module docstring."""
 
@@ -173,50 +207,44 @@ class RedisL2:
         self.takeovers = 0
         self.errors = 0
 
-    # ------------------------------------------------------------- the miss
+    # ------------------------------------------------------------ the loads
 
-    async def load(self, load: Load, fetch: Callable[[], Awaitable[Any]]) -> Loaded:
-        target = self._target(load) if self._may_ask() else None
-        if target is None:
+    async def load(self, load: Load, fetch: Fetch) -> Loaded:
+        if load.parts:
+            return await self._load_batch(load, fetch)
+        miss = self._miss(load) if self._may_ask() else None
+        if miss is None:
             return Loaded(await fetch())
-        token = secrets.token_hex(8)
-        mode = "lease" if load.refresh else "read"
-        not_before: int | None = None  # a refresh takes no copy read before it began
-        waited = False
-        while True:
-            if not self._may_ask():
-                return Loaded(await fetch())  # Redis went away meanwhile
-            # Expected before asking: a fill announced between the answer and the
-            # wait still wakes this load.
-            wakeup = self._wakeups.expect(target.digest)
-            try:
-                kind, now, generations, payload = await self._get_or_lease(target, token, mode)
-                if not_before is None:
-                    not_before = now if load.refresh else 0
-                if kind == HELD:
-                    if not waited:
-                        self.lease_waits += 1
-                        waited = True
-                    await _wait(wakeup, min(POLL, max(int(payload), 1) / 1000))
-                    mode = "read"
-                    continue
-            except _Unavailable:
-                return Loaded(await fetch())
-            finally:
-                self._wakeups.forget(target.digest, wakeup)
-            if kind == LEASED:
-                self.misses += 1
-                self.takeovers += waited
-                return await self._hold(load, target, token, generations, now, fetch)
-            envelope = self._copy_of(load, target, payload, generations, now)
-            if envelope is not None:
-                if envelope.answer is None:  # a refusal: ask DynamoDB, do not queue
-                    self.misses += 1
-                    return Loaded(await fetch())
-                if envelope.stored_at >= not_before and (envelope.consistent or not load.fenced):
-                    self.hits += 1
-                    return Loaded(with_metadata(envelope.answer), envelope.age(now))
-            mode = "lease"  # not a copy this load may take: read DynamoDB instead
+
+        async def read(misses: list[_Miss]) -> None:
+            answer = await fetch()
+            for each in misses:  # this miss alone
+                each.answer, each.done = answer, True
+
+        if not await self._settle([miss], read) or miss.answer is None:
+            return Loaded(await fetch())  # Redis failed on the way
+        if miss.from_copy:
+            return Loaded(with_metadata(miss.answer), miss.age)
+        return Loaded(miss.answer)
+
+    async def _load_batch(self, load: Load, fetch: Fetch) -> Loaded:
+        """A BatchGetItem key by key; see the module docstring."""
+        found = [self._miss(part) for part in load.parts] if self._may_ask() else []
+        misses = [miss for miss in found if miss is not None]
+        if not misses or len(misses) < len(load.parts):
+            return Loaded(await fetch())
+        answers: list[Any] = []  # DynamoDB's, for their capacity and unprocessed keys
+
+        async def read(chosen: list[_Miss]) -> None:
+            answer = await fetch(_narrowed(load.request, chosen))
+            answers.append(answer)
+            _split(chosen, answer)
+
+        if not await self._settle(misses, read):
+            unanswered = [miss for miss in misses if not miss.done]
+            if unanswered:
+                await read(unanswered)  # Redis failed on the way
+        return Loaded(_batch_answer(load.request, misses, answers), max(m.age for m in misses))
 
     def _may_ask(self) -> bool:
         return (
@@ -226,8 +254,8 @@ class RedisL2:
             and self._breaker.allows()
         )
 
-    def _target(self, load: Load) -> _Target | None:
-        """Where ``load``'s copy and lease are; ``None``: it is not shared."""
+    def _miss(self, load: Load) -> _Miss | None:
+        """``load`` on its way through Redis; ``None``: it is not shared."""
         table, operation = load.table, load.operation
         if table is None or operation not in FIELDS:
             return None
@@ -245,7 +273,7 @@ class RedisL2:
                 generation = keys.page_generation(table)
         except (TypeError, ValueError):
             return None  # a request msgpack cannot name (not wire format): not shared
-        return _Target(
+        target = _Target(
             [
                 copy,
                 keys.lease(digest),
@@ -256,17 +284,101 @@ class RedisL2:
             field,
             digest,
         )
+        mode = "lease" if load.refresh else "read"
+        return _Miss(load, target, secrets.token_hex(8), mode)
+
+    # ----------------------------------------------------------- settling
+
+    async def _settle(self, misses: list[_Miss], read: Read) -> bool:
+        """Answer every miss from a copy, or by ``read`` under its lease, or after
+        waiting for another process's.  ``False``: Redis failed on the way, and the
+        misses not ``done`` are the caller's to read."""
+        pending = misses
+        while pending:
+            if not self._may_ask():
+                return False  # Redis went away meanwhile
+            # Expected before asking: a fill announced between the answer and the
+            # wait still wakes the miss.
+            wakeups = [self._wakeups.expect(miss.target.digest) for miss in pending]
+            try:
+                now, replies = await self._get_or_lease(pending)
+                leased, refused, held = self._sort(pending, replies, now)
+                if leased or refused:
+                    await self._hold(leased, refused, now, read)
+                if held:
+                    # Until the first holder is done, or a poll's time.
+                    delay = min(POLL, *(max(int(pttl), 1) / 1000 for _, pttl in held))
+                    wakeup_of = {
+                        id(miss): wakeup for miss, wakeup in zip(pending, wakeups, strict=True)
+                    }
+                    waiting = [wakeup_of[id(miss)] for miss, _ in held]
+                    await asyncio.wait(waiting, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+                    for miss, _ in held:
+                        miss.mode = "read"
+            except _Unavailable:
+                return False
+            finally:
+                for miss, wakeup in zip(pending, wakeups, strict=True):
+                    self._wakeups.forget(miss.target.digest, wakeup)
+            pending = [miss for miss in pending if not miss.done]
+        return True
+
+    def _sort(
+        self, pending: list[_Miss], replies: list[tuple[int, Generations, Any]], now: int
+    ) -> tuple[list[tuple[_Miss, Generations]], list[_Miss], list[tuple[_Miss, Any]]]:
+        """What each reply says of its miss: answered by a copy (now ``done``), leased
+        (with its generations), refused (read it without a lease), held by another
+        (with its PTTL), or asked again (no copy it may take)."""
+        leased: list[tuple[_Miss, Generations]] = []
+        refused: list[_Miss] = []
+        held: list[tuple[_Miss, Any]] = []
+        for miss, (kind, generations, payload) in zip(pending, replies, strict=True):
+            load = miss.load
+            if miss.not_before is None:
+                miss.not_before = now if load.refresh else 0
+            if kind == HELD:
+                if not miss.waited:
+                    self.lease_waits += 1
+                    miss.waited = True
+                held.append((miss, payload))
+                continue
+            if kind == LEASED:
+                self.misses += 1
+                self.takeovers += miss.waited
+                leased.append((miss, generations))
+                continue
+            envelope = self._copy_of(miss, payload, generations, now)
+            if envelope is not None and envelope.answer is None:
+                self.misses += 1  # a refusal: read DynamoDB, do not queue for it
+                refused.append(miss)
+            elif (
+                envelope is not None
+                and envelope.stored_at >= miss.not_before
+                and (envelope.consistent or not load.fenced)
+            ):
+                self.hits += 1
+                miss.answer, miss.from_copy, miss.done = envelope.answer, True, True
+                miss.age = envelope.age(now)
+            else:
+                miss.mode = "lease"  # not a copy this miss may take: read DynamoDB
+        return leased, refused, held
 
     def _copy_of(
-        self, load: Load, target: _Target, payload: Any, generations: Generations, now: int
+        self, miss: _Miss, payload: Any, generations: Generations, now: int
     ) -> Envelope | None:
-        """The copy Redis gave for ``load``, if it is one of it, unexpired and read
-        under the ``generations`` of ``now``; else counted as rejected."""
+        """The copy Redis gave for ``miss``, if it is one of its load, unexpired and
+        read under the ``generations`` of ``now``; else counted as rejected."""
+        load = miss.load
         envelope = decode(payload, self._link.tier.max_value_bytes)
         if (
             envelope is None
             or not envelope.answers(
-                load.site, load.operation, load.table or "", load.key, target.digest, generations
+                load.site,
+                load.operation,
+                load.table or "",
+                load.key,
+                miss.target.digest,
+                generations,
             )
             or envelope.remaining_ms(now) <= 0
         ):
@@ -274,50 +386,69 @@ class RedisL2:
             return None
         return envelope
 
-    # ------------------------------------------------------------ the holder
+    # ------------------------------------------------------------ holders
 
     async def _hold(
         self,
-        load: Load,
-        target: _Target,
-        token: str,
-        generations: Generations,
+        leased: list[tuple[_Miss, Generations]],
+        refused: list[_Miss],
         leased_at: int,
-        fetch: Callable[[], Awaitable[Any]],
-    ) -> Loaded:
-        """Read DynamoDB under the lease, renewing it meanwhile, and fill the copy."""
+        read: Read,
+    ) -> None:
+        """Read DynamoDB for the ``leased`` misses (renewing their leases meanwhile)
+        and the ``refused`` ones, then fill the leased ones' copies."""
+        holding = [miss for miss, _ in leased]
         started = time.monotonic()
-        renewal = asyncio.create_task(self._renew(target, token), name="aiodax redis lease renewal")
+        renewal = None
+        if holding:
+            renewal = asyncio.create_task(self._renew(holding), name="aiodax redis leases")
         try:
-            answer = await fetch()
+            await read(holding + refused)
         except BaseException:
             # DynamoDB's error (never stored) or a cancellation: the waiters read
             # DynamoDB themselves; the error goes on unchanged.
-            self._release_later(target, token)
+            self._release_later(holding)
             raise
         finally:
-            renewal.cancel()
-            await asyncio.wait((renewal,))
-        # When DynamoDB answered, on Redis's clock: the lease's time and the read's.
+            if renewal is not None:
+                renewal.cancel()
+                await asyncio.wait((renewal,))
+        if not holding:
+            return
+        # When DynamoDB answered, on Redis's clock: the leases' time and the read's.
         stored_at = leased_at + int((time.monotonic() - started) * 1000)
         try:
-            await self._fill(load, target, token, generations, stored_at, answer)
+            await self._fill(
+                [(miss, generations) for miss, generations in leased if miss.answer is not None],
+                stored_at,
+            )
+            await self._release([miss for miss in holding if miss.answer is None])
         except asyncio.CancelledError:
-            self._release_later(target, token)
+            self._release_later(holding)
             raise
         except _Unavailable:
-            pass  # the lease expires; the answer is this caller's all the same
-        return Loaded(answer)
+            pass  # the leases expire; the answers are this caller's all the same
 
-    async def _fill(
-        self,
-        load: Load,
-        target: _Target,
-        token: str,
-        generations: Generations,
-        stored_at: int,
-        answer: Any,
-    ) -> None:
+    async def _fill(self, leased: list[tuple[_Miss, Generations]], stored_at: int) -> None:
+        if not leased:
+            return
+        keys: list[str] = []
+        args: list[Any] = [self._link.keys.filled]
+        for miss, generations in leased:
+            copy, ttl = self._copy(miss, generations, stored_at)
+            target = miss.target
+            keys.extend(target.keys)
+            args.extend((target.field, miss.token, *generations, copy, ttl, target.digest))
+        for stored in await self._run(FILL, keys, args):
+            if stored == 1:
+                self.stores += 1
+            else:
+                self.stale_fills += 1
+
+    def _copy(self, miss: _Miss, generations: Generations, stored_at: int) -> tuple[bytes, int]:
+        """The copy a leased miss's answer becomes, and its TTL (ms): a refusal if the
+        answer is not shared (too big, not kept here, not encodable)."""
+        load, answer = miss.load, miss.answer or {}
         missing = load.operation == "get_item" and answer.get("Item") is None
         ttl = ttl_ms(load.negative_ttl if missing else load.ttl)
         envelope = Envelope(
@@ -325,63 +456,50 @@ class RedisL2:
             load.operation,
             load.table or "",
             load.key,
-            target.digest,
+            miss.target.digest,
             generations,
             stored_at,
             ttl,
             load.request.get("ConsistentRead") is True,
             shared_answer(load.operation, answer),
         )
-        copy = None
         if ttl > 0:
+            copy = None
             with contextlib.suppress(TypeError, ValueError):
                 copy = encode(envelope)
-            if copy is not None and len(copy) > self._link.tier.max_value_bytes:
+            if copy is not None and len(copy) <= self._link.tier.max_value_bytes:
+                return copy, ttl
+            if copy is not None:
                 self.too_big += 1
-                copy = None
-        if copy is None:
-            # Not shared: a refusal, for as long as the answer would have lived (or
-            # a lease's time), tells the others to read DynamoDB without queueing.
-            ttl = ttl or self._lease_ms
-            copy = encode(_refusal(envelope, ttl))
-        stored = await self._run(
-            FILL,
-            target.keys,
-            [
-                target.field,
-                token,
-                *generations,
-                copy,
-                ttl,
-                self._link.keys.filled,
-                target.digest,
-            ],
-        )
-        if stored == 1:
-            self.stores += 1
-        else:
-            self.stale_fills += 1
+        # Not shared: a refusal, for as long as the answer would have lived (or a
+        # lease's time), tells the others to read DynamoDB without queueing.
+        ttl = ttl or self._lease_ms
+        return encode(_refusal(envelope, ttl)), ttl
 
-    async def _renew(self, target: _Target, token: str) -> None:
-        lease = target.keys[1]
+    async def _renew(self, holding: list[_Miss]) -> None:
+        keys = [miss.target.lease for miss in holding]
+        args = [self._lease_ms, *(miss.token for miss in holding)]
         while True:
             await asyncio.sleep(self._link.tier.lease_time / 3)
-            try:
-                if not await self._run(RENEW, [lease], [token, self._lease_ms]):
-                    return  # no longer this holder's: the fill will be refused
-            except _Unavailable:
-                continue
+            with contextlib.suppress(_Unavailable):
+                if not await self._run(RENEW, keys, args):
+                    return  # none is this holder's any more: their fills will be refused
 
-    def _release_later(self, target: _Target, token: str) -> None:
-        """Give the lease up without waiting for Redis (a cancelled holder must not)."""
-        if self._closed or not self._link.available:
-            return  # it expires within lease_time
+    async def _release(self, holding: Sequence[_Miss]) -> None:
+        if holding:
+            args: list[Any] = [self._link.keys.filled]
+            for miss in holding:
+                args.extend((miss.token, miss.target.digest))
+            await self._run(RELEASE, [miss.target.lease for miss in holding], args)
+
+    def _release_later(self, holding: list[_Miss]) -> None:
+        """Give leases up without waiting for Redis (a cancelled holder must not)."""
+        if not holding or self._closed or not self._link.available:
+            return  # they expire within lease_time
 
         async def release() -> None:
             with contextlib.suppress(_Unavailable):
-                await self._run(
-                    RELEASE, [target.keys[1]], [token, self._link.keys.filled, target.digest]
-                )
+                await self._release(holding)
 
         task = asyncio.create_task(release(), name="aiodax redis lease release")
         self._releases.add(task)
@@ -394,18 +512,27 @@ class RedisL2:
         return max(1, int(self._link.tier.lease_time * 1000))
 
     async def _get_or_lease(
-        self, target: _Target, token: str, mode: str
-    ) -> tuple[int, int, Generations, Any]:
-        reply = await self._run(
-            GET_OR_LEASE, target.keys, [target.field, token, self._lease_ms, mode]
-        )
+        self, misses: list[_Miss]
+    ) -> tuple[int, list[tuple[int, Generations, Any]]]:
+        keys: list[str] = []
+        args: list[Any] = [self._lease_ms]
+        for miss in misses:
+            keys.extend(miss.target.keys)
+            args.extend((miss.target.field, miss.token, miss.mode))
+        reply = await self._run(GET_OR_LEASE, keys, args)
         try:
-            kind, now, raw, payload = reply
-            generations = (_text(raw[0]), _text(raw[1]), _text(raw[2]))
-            return int(kind), int(now), generations, payload
+            now, answers = reply
+            replies = [
+                (int(kind), (_text(raw[0]), _text(raw[1]), _text(raw[2])), payload)
+                for kind, raw, payload in answers
+            ]
         except (TypeError, ValueError, IndexError) as error:
             self.errors += 1
             raise _Unavailable from error
+        if len(replies) != len(misses):
+            self.errors += 1
+            raise _Unavailable
+        return int(now), replies
 
     async def _run(self, source: str, keys: list[str], args: list[Any]) -> Any:
         """One script, within ``RedisTier.timeout``; a failure is ``_Unavailable``."""
@@ -429,7 +556,8 @@ class RedisL2:
 
     async def _listen_for_fills(self) -> None:
         """Wake the waiters of each lease its holder reports done (``FILL``,
-        ``RELEASE``), over one pub/sub connection; reconnects while the tier runs."""
+        ``RELEASE``), over one pub/sub connection; reconnects while the tier runs.
+        On a cluster the channel reaches every node: any node's connection hears it."""
         tier = self._link.tier
         delay = BACKOFF[0]
         while True:
@@ -476,7 +604,7 @@ class RedisL2:
         )
 
     async def aclose(self) -> None:
-        """Stop listening and finish the lease releases (each within the timeout);
+        """Stop listening and finish the lease releases (each within the timeout),
         before the bus closes the link they use."""
         self._closed = True
         listener, self._listener = self._listener, None
@@ -500,11 +628,73 @@ class RedisL2:
         }
 
 
-async def _wait(wakeup: asyncio.Future[None], delay: float) -> None:
-    """Until ``wakeup`` (the lease's holder is done), or ``delay`` seconds."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(delay):
-            await wakeup
+# ------------------------------------------------------------ batch answers
+
+
+def _narrowed(request: dict[str, Any], misses: Iterable[_Miss]) -> dict[str, Any]:
+    """``request``, a BatchGetItem, asking for the keys of ``misses`` only."""
+    tables = request["RequestItems"]
+    narrowed: dict[str, Any] = {}
+    for miss in misses:
+        part = miss.load.request
+        spelled = part["TableName"]
+        spec = narrowed.get(spelled)
+        if spec is None:
+            spec = {name: value for name, value in tables[spelled].items() if name != "Keys"}
+            spec["Keys"] = []
+            narrowed[spelled] = spec
+        spec["Keys"].append(part["Key"])
+    return {**request, "RequestItems": narrowed}
+
+
+def _split(misses: list[_Miss], answer: Any) -> None:
+    """Give each of ``misses`` its key's part of a BatchGetItem ``answer``: the item
+    as a GetItem's answer (``{}``: no item), or ``None`` if left unprocessed."""
+    by_key: dict[tuple[str, ItemKey], _Miss] = {}
+    names: dict[str, tuple[str, ...]] = {}
+    for miss in misses:
+        spelled, key = miss.load.request["TableName"], miss.load.key
+        assert key is not None  # every part is a GetItem's
+        by_key[(spelled, key)] = miss
+        names[spelled] = tuple(key[0::3])
+        miss.answer, miss.done = {}, True
+    for spelled, items in (answer.get("Responses") or {}).items():
+        for item in items:
+            key = canonical_key({name: item.get(name) for name in names.get(spelled, ())})
+            found = None if key is None else by_key.get((spelled, key))
+            if found is not None:
+                found.answer = {"Item": item}
+    for spelled, spec in (answer.get("UnprocessedKeys") or {}).items():
+        for wire in spec.get("Keys", ()):
+            key = canonical_key(wire)
+            found = None if key is None else by_key.get((spelled, key))
+            if found is not None:
+                found.answer = None
+
+
+def _batch_answer(
+    request: dict[str, Any], misses: list[_Miss], answers: list[Any]
+) -> dict[str, Any]:
+    """One BatchGetItem answer: the copies' items and what DynamoDB answered."""
+    responses: dict[str, list[Any]] = {spelled: [] for spelled in request["RequestItems"]}
+    for miss in misses:
+        if miss.from_copy and miss.answer is not None and "Item" in miss.answer:
+            responses[miss.load.request["TableName"]].append(miss.answer["Item"])
+    unprocessed: dict[str, Any] = {}
+    capacity: list[Any] = []
+    for answer in answers:
+        for spelled, items in (answer.get("Responses") or {}).items():
+            responses.setdefault(spelled, []).extend(items)
+        for spelled, spec in (answer.get("UnprocessedKeys") or {}).items():
+            kept = unprocessed.setdefault(spelled, {**spec, "Keys": []})
+            kept["Keys"].extend(spec.get("Keys", ()))
+        capacity.extend(answer.get("ConsumedCapacity") or ())
+    merged = with_metadata({"Responses": responses, "UnprocessedKeys": unprocessed})
+    if answers:
+        merged["ResponseMetadata"] = answers[-1].get("ResponseMetadata", merged["ResponseMetadata"])
+    if capacity:
+        merged["ConsumedCapacity"] = capacity
+    return merged
 
 
 def _refusal(envelope: Envelope, ttl: int) -> Envelope:

@@ -6,15 +6,20 @@ else (``commands``).  Neither retries on its own: a failed command is the tier's
 to handle (the read goes to DynamoDB, the invalidation stays queued), and a
 retry would only make a partitioned Redis slower to notice.  ``available`` is
 the bus's verdict: the shared cache asks Redis only while it holds.
+
+On a Redis Cluster (``RedisTier.cluster``) both are redis-py's cluster clients,
+which route each command to the master of its keys' slot and find the new master
+after a failover; every key of a namespace is in one slot (``keys``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import secrets
-from typing import Final
+from typing import Any, Final
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -40,13 +45,17 @@ class RedisLink:
         #: this process's name on the bus: its own messages are not applied again
         self.origin = secrets.token_hex(8)
         self.available = False
-        self._commands: Redis | None = None
-        self._listening: Redis | None = None
+        self._commands: Any = None
+        self._listening: Any = None
 
     @property
-    def commands(self) -> Redis:
+    def commands(self) -> Any:
+        """A ``Redis`` (or ``RedisCluster``) client for everything but listening."""
         if self._commands is None:
             tier = self.tier
+            if tier.cluster:
+                self._commands = _cluster_client(tier, MAX_CONNECTIONS)
+                return self._commands
             pool = BlockingConnectionPool.from_url(
                 tier.url,
                 max_connections=MAX_CONNECTIONS,
@@ -59,9 +68,13 @@ class RedisLink:
         return self._commands
 
     @property
-    def listening(self) -> Redis:
+    def listening(self) -> Any:
+        """The bus's own client: one connection, blocking reads."""
         if self._listening is None:
             tier = self.tier
+            if tier.cluster:
+                self._listening = _cluster_client(tier, 1)
+                return self._listening
             # The bus's blocking read answers within its block time on a live link:
             # no answer within ``liveness`` is a dead or silent one.
             self._listening = Redis.from_url(
@@ -74,7 +87,12 @@ class RedisLink:
         return self._listening
 
     async def drop_listening(self) -> None:
-        """Close the listening connection (it failed): the next read opens another."""
+        """Close the listening connection (it failed): the next read opens another.
+
+        A cluster client is kept: it reconnects and finds the slot's new master
+        itself, and a new one per failure would leave redis-py's nodes unclosed."""
+        if self.tier.cluster:
+            return
         client, self._listening = self._listening, None
         if client is not None:
             with contextlib.suppress(*CLOSE_FAILURES):
@@ -86,3 +104,12 @@ class RedisLink:
             if client is not None:
                 await client.aclose()
         self._commands = self._listening = None
+
+
+def _cluster_client(tier: RedisTier, connections: int) -> RedisCluster:
+    return RedisCluster.from_url(
+        tier.url,
+        max_connections=connections,
+        socket_timeout=tier.liveness,
+        socket_connect_timeout=tier.liveness,
+    )

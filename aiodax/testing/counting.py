@@ -1,0 +1,236 @@
+"""An HTTP proxy that counts the DynamoDB requests reaching a server, whoever sends them.
+
+aiodax's own counters say what one cache believes it sent; a test of several
+processes needs what the server got from all of them.  :class:`CountingProxy` sits on
+127.0.0.1 in front of one DynamoDB-compatible server (moto's, DynamoDB Local),
+passes every request and answer through unchanged (headers, body, signature), and
+counts them by operation (the ``X-Amz-Target`` header) and by table::
+
+    async with CountingProxy(moto_url) as proxy:
+        # hand proxy.url to every process's client
+        ...
+        assert proxy.count("GetItem", table="orders") == 1
+
+It runs in the event loop that enters it, so that loop must keep running while
+clients talk to it (await, never block, between requests).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter, deque
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final, Self
+
+import aiohttp
+from aiohttp import web
+
+from aiodax.testing.lagging import _Answer, _forwarded, _json, _operation, _response, _upstream
+from aiodax.testing.servers import HOST
+
+__all__ = ["CountedRequest", "CountingProxy"]
+
+#: What a request without a DynamoDB ``X-Amz-Target`` is counted as.
+UNKNOWN: Final = "(unknown)"
+
+
+@dataclass(frozen=True, slots=True)
+class CountedRequest:
+    """One request the proxy passed on, as counted."""
+
+    #: ``"GetItem"``…, or ``"(unknown)"`` without a DynamoDB ``X-Amz-Target``
+    operation: str
+    #: the tables it names (``TableName``, the keys of ``RequestItems``, the tables of
+    #: ``TransactItems``; not those inside a PartiQL statement), sorted
+    tables: tuple[str, ...]
+    #: ``ConsistentRead: true`` in the request (for BatchGetItem: in any table's part)
+    consistent: bool
+    #: the HTTP status the server answered with (502: the server gave no answer)
+    status: int
+    #: the item keys it reads: 1 for a GetItem, a BatchGetItem's ``Keys`` of every
+    #: table, a TransactGetItems' ``Get``s; 0 for anything else
+    keys: int = 0
+
+
+class CountingProxy:
+    """A counting HTTP proxy on 127.0.0.1 in front of ``upstream`` (a loopback URL).
+
+    :attr:`counts` holds requests by operation, :attr:`table_counts` by (operation,
+    table); :attr:`log` the last ``log_size`` requests in order (:class:`CountedRequest`).
+    A request is counted when it arrives, before the server answers it.
+    ``timeout`` is seconds per request to the server, ``max_body`` bytes per request and
+    per answer.  Use it as an async context manager; :attr:`url` is its endpoint inside.
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        timeout: float = 30.0,
+        max_body: int = 32 * 1024 * 1024,
+        max_connections: int = 64,
+        log_size: int = 10_000,
+        port: int = 0,
+    ) -> None:
+        self._upstream = _upstream(upstream, "upstream")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+        for name, value, low in (
+            ("max_body", max_body, 1),
+            ("max_connections", max_connections, 1),
+            ("log_size", log_size, 0),
+            ("port", port, 0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        self._timeout = timeout
+        self._max_body = max_body
+        self._max_connections = max_connections
+        self._port = port
+        #: requests received, by operation
+        self.counts: Counter[str] = Counter()
+        #: requests received, by (operation, table); a request naming several tables
+        #: counts once for each
+        self.table_counts: Counter[tuple[str, str]] = Counter()
+        #: the last requests, oldest first
+        self.log: deque[CountedRequest] = deque(maxlen=log_size)
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+        self._closing = False
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``: the endpoint URL to give clients."""
+        if self._url is None or self._closing:
+            raise RuntimeError("the CountingProxy is not running: use it with `async with`")
+        return self._url
+
+    def count(self, operation: str, *, table: str | None = None) -> int:
+        """Requests of ``operation`` received so far (naming ``table``, if given)."""
+        if table is None:
+            return self.counts[operation]
+        return self.table_counts[operation, table]
+
+    def keys_read(self, *, table: str | None = None) -> int:
+        """Item keys read so far by GetItem, BatchGetItem and TransactGetItems requests
+        (of those still in :attr:`log`), naming ``table`` if given: one key a stampede
+        coalesces well is read once, however many requests carried it."""
+        return sum(r.keys for r in self.log if table is None or table in r.tables)
+
+    def reset(self) -> None:
+        """Forget every count and the log (between phases of a test)."""
+        self.counts.clear()
+        self.table_counts.clear()
+        self.log.clear()
+
+    async def __aenter__(self) -> Self:
+        if self._session is not None or self._closing:
+            raise RuntimeError("a CountingProxy runs once; make a new one")
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._max_connections),
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            # Answers pass byte for byte (their CRC32 header covers those bytes), and
+            # only the client's own headers are sent.
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        )
+        app = web.Application(client_max_size=self._max_body)
+        app.router.add_route("*", "/{path:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind((HOST, self._port))
+            await runner.setup()
+            await web.SockSite(runner, sock).start()
+        except BaseException:
+            sock.close()
+            await runner.cleanup()
+            await self._session.close()
+            raise
+        self._runner = runner
+        self._url = f"http://{HOST}:{sock.getsockname()[1]}"
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._closing = True
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        operation = _operation(request.headers.get("X-Amz-Target")) or UNKNOWN
+        tables, consistent, keys = _described(operation, _json(body))
+        self.counts[operation] += 1
+        for table in tables:
+            self.table_counts[operation, table] += 1
+        status = 502
+        try:
+            response = await self._send(request, body)
+            status = response.status
+            return response
+        finally:
+            self.log.append(CountedRequest(operation, tables, consistent, status, keys))
+
+    async def _send(self, request: web.Request, body: bytes) -> web.Response:
+        assert self._session is not None  # only called while running
+        try:
+            async with self._session.request(
+                request.method,
+                self._upstream + request.raw_path,
+                data=body,
+                headers=_forwarded(request.headers),
+                allow_redirects=False,
+            ) as answer:
+                data = await answer.content.read(self._max_body + 1)
+                if len(data) > self._max_body:
+                    raise _TooLarge(f"answer larger than max_body={self._max_body} bytes")
+                return _response(_Answer(answer.status, _forwarded(answer.headers), data))
+        except (aiohttp.ClientError, TimeoutError, _TooLarge) as error:
+            return web.json_response(
+                {"__type": "CountingProxyUpstreamError", "message": f"{self._upstream}: {error!r}"},
+                status=502,
+                content_type="application/x-amz-json-1.0",
+            )
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _described(operation: str, body: object) -> tuple[tuple[str, ...], bool, int]:
+    """The tables a request names, whether it reads consistently, the keys it reads."""
+    if not isinstance(body, dict):
+        return (), False, 0
+    tables: set[str] = set()
+    consistent = body.get("ConsistentRead") is True
+    keys = 1 if operation == "GetItem" else 0
+    name = body.get("TableName")
+    if isinstance(name, str):
+        tables.add(name)
+    requested = body.get("RequestItems")
+    if isinstance(requested, dict):
+        for table, part in requested.items():
+            tables.add(str(table))
+            if isinstance(part, dict) and part.get("ConsistentRead") is True:
+                consistent = True
+            if operation == "BatchGetItem" and isinstance(part, dict):
+                read = part.get("Keys")
+                keys += len(read) if isinstance(read, list) else 0
+    transact = body.get("TransactItems")
+    if isinstance(transact, list):
+        for entry in transact:
+            for kind, action in entry.items() if isinstance(entry, dict) else ():
+                if isinstance(action, dict) and isinstance(action.get("TableName"), str):
+                    tables.add(action["TableName"])
+                    if operation == "TransactGetItems" and kind == "Get":
+                        keys += 1
+    return tuple(sorted(tables)), consistent, keys

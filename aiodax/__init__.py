@@ -13,7 +13,7 @@ from ._errors import (
 from ._facades import CachedClient, CachedResource, CachedTable
 from ._rules.policy import RetryPolicy
 from ._sessions import client, resource
-from ._tiers import Invalidation, InvalidationBus, Load, Loaded, SharedTier, TierHost
+from ._tiers import Fetch, Invalidation, InvalidationBus, Load, Loaded, SharedTier, TierHost
 from ._tiers.redis import RedisTier
 
 __version__ = "0.1.0"
@@ -34,6 +34,7 @@ __all__ = [
     # the Redis tier between processes (Cache(redis=...), extra aiodax[redis])
     "RedisTier",
     # extension points: what a cross-process tier implements
+    "Fetch",
     "Invalidation",
     "InvalidationBus",
     "Load",

@@ -163,8 +163,10 @@ class Engine:
         await shared.page_flights.aclose()
         await shared.schemas.aclose()
         shared.store.clear()
-        await self._bus.aclose()
+        # The tier first: what it still sends (a lease given up) needs the
+        # connections the bus closes.
         await self._tier.aclose()
+        await self._bus.aclose()
 
     def stats(self) -> dict[str, Any]:
         shared = self.shared

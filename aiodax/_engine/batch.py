@@ -201,7 +201,7 @@ class BatchReads:
         """One background BatchGetItem of ``keys``, awaited by nobody."""
 
         async def fetch() -> dict[ItemFlightKey, ItemResult]:
-            return await self._loader.batch(backend, plan, keys, {})
+            return await self._loader.batch(backend, plan, keys, {}, refresh=True)
 
         self._loader.start(
             self._shared.item_flights,

@@ -244,7 +244,9 @@ class ItemReads:
             request = send
             if loader.consistent(flight_key[0], item_flight_scopes(flight_key)):
                 request = {**send, "ConsistentRead": True}
-            loaded = await loader.send(backend, "get_item", request, flight_key[0], flight_key[1])
+            loaded = await loader.send(
+                backend, "get_item", request, flight_key[0], flight_key[1], refresh=background
+            )
             answer = loaded.answer
             return {flight_key: ItemResult(freeze(answer.get("Item")), answer, age=loaded.age)}
 

@@ -36,7 +36,7 @@ from .._errors import CacheClosedError
 from .._flight import Flight, Flights
 from .._rules.failures import Failure, Sent, failure_is_shared
 from .._rules.reads import BatchPlan, ItemFlightKey
-from .._rules.tables import TableToken, bare_name
+from .._rules.tables import TableToken, bare_name, spelled_name
 from .._rules.tags import Tags, item_scopes
 from .._rules.wire import Image, ItemKey, WireItem, freeze
 from .._tiers import Load, Loaded, SharedTier
@@ -214,23 +214,87 @@ class Loader:
         request: dict[str, Any],
         table: TableToken | None = None,
         key: ItemKey | None = None,
+        *,
+        lives_until: float | None = None,
+        refresh: bool = False,
+        parts: tuple[Load, ...] = (),
     ) -> Loaded:
         """DynamoDB's answer to one read of ``table`` (``key``: a GetItem's), through
-        the shared tier."""
+        the shared tier.
+
+        ``lives_until``: the answer is kept at most until then (a secondary-index
+        page read inside a fence); ``refresh``: a background reload of an entry
+        still served; ``parts``: a BatchGetItem's keys (``Load.parts``).  They tell
+        the tier what it may answer with.
+        """
         shared = self._shared
-        if request.get("ConsistentRead") is True or (
+        consistent = request.get("ConsistentRead") is True or (
             operation == "batch_get_item"
             and any(spec.get("ConsistentRead") is True for spec in request["RequestItems"].values())
-        ):
+        )
+        if consistent:
             shared.stats.consistent_fills += 1
+        ttl = negative_ttl = 0.0
+        if table is not None:
+            ttls = shared.ttls(table)
+            if operation == "get_item":
+                ttl, negative_ttl = ttls.item, ttls.negative
+            else:
+                ttl = ttls.query
+            if lives_until is not None:
+                ttl = min(ttl, max(0.0, lives_until - shared.clock()))
         load = Load(
             operation,
             request,
             shared.sites.label_of(backend),
             None if table is None else bare_name(table),
             key,
+            ttl=ttl,
+            negative_ttl=negative_ttl,
+            fenced=consistent or lives_until is not None,
+            refresh=refresh,
+            parts=parts,
         )
-        return await self._tier.load(load, lambda: shared.call(backend, operation, request))
+
+        def fetch(narrowed: dict[str, Any] | None = None) -> Awaitable[Any]:
+            return shared.call(backend, operation, request if narrowed is None else narrowed)
+
+        return await self._tier.load(load, fetch)
+
+    def _batch_parts(
+        self,
+        backend: Backend,
+        plan: BatchPlan,
+        keys: Iterable[ItemFlightKey],
+        send: dict[str, Any],
+        refresh: bool,
+    ) -> tuple[Load, ...]:
+        """Each of ``keys``, which ``send`` asks for, as the GetItem that reads it
+        (``Load.parts``)."""
+        shared = self._shared
+        site = shared.sites.label_of(backend)
+        parts = []
+        for flight_key in keys:
+            table, key = flight_key[0], flight_key[1]
+            spelled = spelled_name(table)
+            request = {"TableName": spelled, "Key": plan.wanted[flight_key]}
+            spec = send["RequestItems"][spelled]
+            request.update((name, value) for name, value in spec.items() if name != "Keys")
+            ttls = shared.ttls(table)
+            parts.append(
+                Load(
+                    "get_item",
+                    request,
+                    site,
+                    bare_name(table),
+                    key,
+                    ttl=ttls.item,
+                    negative_ttl=ttls.negative,
+                    fenced=spec.get("ConsistentRead") is True,
+                    refresh=refresh,
+                )
+            )
+        return tuple(parts)
 
     async def batch(
         self,
@@ -238,11 +302,14 @@ class Loader:
         plan: BatchPlan,
         keys: tuple[ItemFlightKey, ...],
         consumed: dict[str, float],
+        *,
+        refresh: bool = False,
     ) -> dict[ItemFlightKey, ItemResult]:
         """BatchGetItem of ``keys``, retrying unprocessed keys with the retry policy's backoff.
 
         Keys still unprocessed after the last attempt are ``UNPROCESSED``;
-        ``consumed`` adds up the capacity spent per table.
+        ``consumed`` adds up the capacity spent per table.  ``refresh``: a
+        background reload of entries still served.
         """
         results: dict[ItemFlightKey, ItemResult] = dict.fromkeys(keys, UNPROCESSED)
         remaining = list(keys)
@@ -252,7 +319,9 @@ class Loader:
                 key[0] for key in remaining if self.consistent(key[0], item_flight_scopes(key))
             }
             send = batch_request(plan, remaining, consistent)
-            answer = (await self.send(backend, "batch_get_item", send)).answer
+            parts = self._batch_parts(backend, plan, remaining, send, refresh)
+            loaded = await self.send(backend, "batch_get_item", send, refresh=refresh, parts=parts)
+            answer = loaded.answer
             for capacity in answer.get("ConsumedCapacity") or ():
                 table = capacity.get("TableName")
                 consumed[table] = consumed.get(table, 0.0) + capacity.get("CapacityUnits", 0.0)
@@ -268,7 +337,9 @@ class Loader:
                     returned[flight_key] = visible
             for flight_key in remaining:
                 if flight_key not in unprocessed:
-                    results[flight_key] = ItemResult(freeze(returned.get(flight_key)))
+                    results[flight_key] = ItemResult(
+                        freeze(returned.get(flight_key)), age=loaded.age
+                    )
             remaining = [key for key in remaining if key in unprocessed]
             if remaining:
                 delay = next(delays, None)

@@ -184,7 +184,9 @@ class PageReads:
                     request = {**send, "ConsistentRead": True}
                 else:
                     lives_until = guards.fence_end(scopes)
-            loaded = await loader.send(backend, operation, request, table)
+            loaded = await loader.send(
+                backend, operation, request, table, lives_until=lives_until, refresh=background
+            )
             return {store_key: (freeze_page(loaded.answer), loaded.answer, loaded.age)}
 
         def keep(key: StoreKey, result: Any, load_time: float) -> None:

@@ -19,7 +19,7 @@ drops what it can no longer vouch for.  ``stats`` add to ``Cache.stats()["Tier"]
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -51,6 +51,26 @@ class Load:
     credentials), the same in every process; ``table`` is the bare name of the
     table it reads (``None`` for a BatchGetItem, which may read several), ``key``
     the item a GetItem reads.  A shared tier keys what it shares by all of them.
+
+    ``ttl`` is how long this process keeps the answer, in seconds counted from
+    DynamoDB's read (``math.inf``: no limit; ``0``: not kept); ``negative_ttl``
+    the same for a GetItem that finds no item.  A shared tier keeps a copy no
+    longer, and shares nothing this process would not keep.
+
+    ``fenced``: the load follows a drop of what it reads (a fence, see
+    ``_engine.guards``), and its answer must reflect every write acknowledged
+    before that drop.  A shared copy answers it only if DynamoDB read it with
+    ``ConsistentRead`` after the drop reached the tier.  Every request that carries
+    ``ConsistentRead=True`` is fenced, and so is a secondary-index page inside a
+    fence (read eventually consistent, hence with a ``ttl`` that ends with the
+    fence).  ``refresh``: a reload of an entry still served (refresh-ahead,
+    stale-while-revalidate), which a copy read before the load began would not
+    refresh.
+
+    ``parts``: a BatchGetItem's keys, each as the GetItem that reads it (the same
+    table, key and projection, its table's TTLs, fenced if that table's reads are
+    consistent).  A tier may share them key by key and send ``fetch`` a BatchGetItem
+    of only the keys it must read itself.
     """
 
     operation: str
@@ -58,6 +78,19 @@ class Load:
     site: str = ""
     table: str | None = None
     key: ItemKey | None = None
+    ttl: float = 0.0
+    negative_ttl: float = 0.0
+    fenced: bool = False
+    refresh: bool = False
+    parts: tuple[Load, ...] = ()
+
+
+class Fetch(Protocol):
+    """Sends a ``Load``'s request to DynamoDB and returns its answer (raising its
+    errors); with ``request``, sends that instead: the same operation narrowed, a
+    BatchGetItem of fewer of the load's keys."""
+
+    def __call__(self, request: dict[str, Any] | None = None, /) -> Awaitable[Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +144,10 @@ class InvalidationBus(Protocol):
 class SharedTier(Protocol):
     """The miss path shared between processes: an L2, leases for single-flight."""
 
-    async def load(self, load: Load, fetch: Callable[[], Awaitable[Any]]) -> Loaded:
-        """DynamoDB's answer to ``load``: ``await fetch()``, or a shared copy of it.
+    async def load(self, load: Load, fetch: Fetch) -> Loaded:
+        """DynamoDB's answer to ``load``: ``await fetch()``, or a shared copy of it
+        (for a BatchGetItem, maybe some keys' copies and ``fetch``'s answer for the
+        others, as one answer; its ``age`` that of the oldest copy).
 
         ``fetch`` raises DynamoDB's errors, which ``load`` lets through unchanged."""
 

@@ -291,6 +291,7 @@ ACL_RULES = (
     "+@scripting",
     "+@pubsub",
     "+@connection",
+    "+time",  # the shared cache's scripts read Redis's clock
     "-@dangerous",
 )
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 import aiodax
+from aiodax.testing import InstrumentedClient
 from aiodax.testing.redis_cluster import RedisCluster
 from tests.support import until
 
@@ -69,6 +70,31 @@ async def test_a_write_reaches_the_other_cache_through_a_cluster(
     await writer.put_item(TableName=table, Item=item("new"))
     await seen(reader, table, "new")
     assert reader_cache.stats()["Tier"]["BusMessagesIn"] == 1
+
+
+async def test_the_shared_l2_and_its_leases_work_through_a_cluster(
+    cluster: RedisCluster, raw_client: DynamoDBClient, table: str
+) -> None:
+    dynamodb = InstrumentedClient(raw_client)
+    tier = aiodax.RedisTier(cluster.url, namespace=NAMESPACE, cluster=True, timeout=1.0)
+    async with aiodax.Cache(redis=tier) as first, aiodax.Cache(redis=tier) as second:
+        a = first.wrap(cast("DynamoDBClient", dynamodb))
+        b = second.wrap(cast("DynamoDBClient", dynamodb))
+        await until(
+            lambda: all(c.stats()["Tier"]["BusState"] == "connected" for c in (first, second))
+        )
+        await raw_client.put_item(TableName=table, Item=item("v"))
+        held = dynamodb.hold("get_item")
+        reads = [asyncio.create_task(value_of(client, table)) for client in (a, b)]
+
+        def total(name: str) -> int:
+            return sum(int(cache.stats()["Tier"][name]) for cache in (first, second))
+
+        await until(lambda: total("LeaseWaits") == 1)  # either may win the lease
+        held.set()
+        assert await asyncio.gather(*reads) == ["v", "v"]
+        assert dynamodb.calls["get_item"] == 1
+        assert (total("L2Stores"), total("L2Hits")) == (1, 1)
 
 
 # The failover runs in a process of its own: redis-py's cluster client (8.1) drops the

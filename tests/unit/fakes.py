@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -146,7 +146,7 @@ class RecordingTier:
         self.starts = 0
         self.closes = 0
 
-    async def load(self, load: aiodax.Load, fetch: Callable[[], Awaitable[Any]]) -> aiodax.Loaded:
+    async def load(self, load: aiodax.Load, fetch: aiodax.Fetch) -> aiodax.Loaded:
         self.loads.append(load)
         answer = self.answers.get(load.operation)
         if answer is not None:

@@ -5,6 +5,7 @@ cache of misses with leases, and degraded service when Redis fails.
 ``config``     ``RedisTier``, the options (importable without the extra)
 ``keys``       every Redis key of a namespace, and the digests in them
 ``codec``      the bus's messages, bounded and validated (msgpack, never pickle)
+``envelope``   the shared copies, bounded and validated (msgpack, never pickle)
 ``scripts``    the Lua that makes each step one atomic round trip
 ``bus``        ``StreamBus``: the bus over a Redis Stream, outbox, health
 ``l2``         ``RedisL2``: the shared cache and cross-process single-flight
@@ -30,7 +31,9 @@ def build(tier: RedisTier) -> tuple[InvalidationBus, SharedTier | None]:
             "Cache(redis=...) needs the Redis client: pip install 'aiodax[redis]'"
         ) from error
     from .bus import StreamBus
+    from .l2 import RedisL2
     from .link import RedisLink
 
     link = RedisLink(tier)
-    return StreamBus(link), None
+    bus = StreamBus(link)
+    return bus, RedisL2(link, bus) if tier.shared_l2 else None

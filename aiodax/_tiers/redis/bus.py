@@ -115,6 +115,12 @@ class StreamBus:
             named = sorted(table for table in tables if table is not None)
             outbox.extend((number, Invalidation(table)) for table in named)
 
+    @property
+    def unsent(self) -> int:
+        """Invalidations published here that Redis has not taken yet: until it has,
+        the shared copies of what they drop look valid (``l2``)."""
+        return self._queued - self._sent
+
     async def flush(self) -> None:
         target = self._queued
         if self._sent >= target or self.state != CONNECTED:

@@ -55,6 +55,19 @@ def request_digest(site: str, operation: str, request: Hashable | dict[str, Any]
     return _digest([site, operation, _plain(request)])
 
 
+#: What a read request may carry that does not change the answer's data: a copy read
+#: one way answers the other (``ConsistentRead`` is the copy's to record).
+_NOT_IN_DIGEST: Final = frozenset({"ConsistentRead", "ReturnConsumedCapacity"})
+
+
+def shared_request_digest(site: str, operation: str, request: dict[str, Any]) -> str:
+    """The name of what a read asks, shared by the requests that differ only in how
+    they read and what they report (``ConsistentRead``, ``ReturnConsumedCapacity``):
+    the field of a GetItem's copy in the item's hash, a page's key, a lease's key."""
+    asked = {name: value for name, value in request.items() if name not in _NOT_IN_DIGEST}
+    return request_digest(site, operation, asked)
+
+
 def _plain(value: Any) -> Any:
     """``value`` with its dicts' keys sorted, so that equal requests digest alike."""
     if isinstance(value, dict):

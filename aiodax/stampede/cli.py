@@ -93,35 +93,36 @@ def _bounded_float(
     return parse
 
 
-def loopback_url(text: str) -> str:
-    """``--endpoint-url``: an http(s) URL naming this machine, nothing else."""
+def _loopback(text: str, schemes: tuple[str, ...], refusal: str) -> str:
+    """``text`` if it is a URL of one of ``schemes`` naming this machine; else argparse's
+    error, ending in ``refusal``."""
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018  # raises ValueError on a malformed port
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"not a valid URL: {text!r} ({error})") from None
-    if parts.scheme not in ("http", "https") or parts.hostname not in LOOPBACK_HOSTS:
-        raise argparse.ArgumentTypeError(
-            f"refusing {text!r}: the stampede only targets endpoints on this machine "
-            "(http://127.0.0.1:PORT or http://localhost:PORT), so that its load never "
-            "leaves loopback"
-        )
+    if parts.scheme not in schemes or parts.hostname not in LOOPBACK_HOSTS:
+        raise argparse.ArgumentTypeError(f"refusing {text!r}: {refusal}")
     return text
+
+
+def loopback_url(text: str) -> str:
+    """``--endpoint-url``: an http(s) URL naming this machine, nothing else."""
+    return _loopback(
+        text,
+        ("http", "https"),
+        "the stampede only targets endpoints on this machine (http://127.0.0.1:PORT or "
+        "http://localhost:PORT), so that its load never leaves loopback",
+    )
 
 
 def loopback_redis_url(text: str) -> str:
     """``--redis``: a redis:// URL naming this machine, nothing else."""
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018  # raises ValueError on a malformed port
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"not a valid URL: {text!r} ({error})") from None
-    if parts.scheme not in ("redis", "rediss") or parts.hostname not in LOOPBACK_HOSTS:
-        raise argparse.ArgumentTypeError(
-            f"refusing {text!r}: the stampede only uses a Redis on this machine "
-            "(redis://127.0.0.1:PORT/DB)"
-        )
-    return text
+    return _loopback(
+        text,
+        ("redis", "rediss"),
+        "the stampede only uses a Redis on this machine (redis://127.0.0.1:PORT/DB)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -122,7 +122,10 @@ async def test_once_the_tier_recovers_entries_live_their_ttl_again() -> None:
 # ---------------------------------------------------------- remote writes
 
 
-async def test_a_remote_write_to_an_item_with_a_local_write_in_flight_leaves_it_uncached() -> None:
+async def write_with_a_remote_drop_in_flight(remote: aiodax.Invalidation) -> FakeBackend:
+    """Put item "a" through a cache and, while the put is out, apply ``remote`` from the
+    bus; then read "a" once.  Returns the backend, whose ``get_item`` count says whether
+    the write was stored (0) or left uncached (1)."""
     bus, fake = RecordingBus(), backend()
     gate = asyncio.Event()
     real_put = fake.put_item
@@ -140,63 +143,28 @@ async def test_a_remote_write_to_an_item_with_a_local_write_in_flight_leaves_it_
         async with asyncio.timeout(1):
             while cache.stats()["WritesInFlight"] == 0:
                 await asyncio.sleep(0)
-        # Another process wrote the item while this one's write is out: which landed
-        # last is unknown here, so neither value may be cached.
-        host(bus).apply(aiodax.Invalidation("t", ("pk", "S", "a")))
-        gate.set()
-        await write
-        await value(client)
-        assert fake.calls["get_item"] == 1
-
-
-async def test_a_remote_write_to_another_item_leaves_a_local_write_through_alone() -> None:
-    bus, fake = RecordingBus(), backend()
-    gate = asyncio.Event()
-    real_put = fake.put_item
-
-    async def slow_put(**request: Any) -> dict[str, Any]:
-        await gate.wait()
-        return await real_put(**request)
-
-    fake.put_item = slow_put  # type: ignore[method-assign]
-    async with aiodax.Cache(bus=bus) as cache:
-        client = cache.wrap(fake.client())
-        write = asyncio.create_task(
-            client.put_item(TableName="t", Item={"pk": {"S": "a"}, "v": {"S": "local"}})
-        )
-        async with asyncio.timeout(1):
-            while cache.stats()["WritesInFlight"] == 0:
-                await asyncio.sleep(0)
-        host(bus).apply(aiodax.Invalidation("t", ("pk", "S", "b")))
+        host(bus).apply(remote)
         gate.set()
         await write
         assert await value(client) == "local"
-        assert fake.calls["get_item"] == 0
+    return fake
+
+
+async def test_a_remote_write_to_an_item_with_a_local_write_in_flight_leaves_it_uncached() -> None:
+    # Another process wrote the item while this one's write is out: which landed last
+    # is unknown here, so neither value may be cached.
+    fake = await write_with_a_remote_drop_in_flight(aiodax.Invalidation("t", ("pk", "S", "a")))
+    assert fake.calls["get_item"] == 1
+
+
+async def test_a_remote_write_to_another_item_leaves_a_local_write_through_alone() -> None:
+    fake = await write_with_a_remote_drop_in_flight(aiodax.Invalidation("t", ("pk", "S", "b")))
+    assert fake.calls["get_item"] == 0
 
 
 async def test_a_remote_drop_of_the_table_overlaps_every_local_write_to_it() -> None:
-    bus, fake = RecordingBus(), backend()
-    gate = asyncio.Event()
-    real_put = fake.put_item
-
-    async def slow_put(**request: Any) -> dict[str, Any]:
-        await gate.wait()
-        return await real_put(**request)
-
-    fake.put_item = slow_put  # type: ignore[method-assign]
-    async with aiodax.Cache(bus=bus) as cache:
-        client = cache.wrap(fake.client())
-        write = asyncio.create_task(
-            client.put_item(TableName="t", Item={"pk": {"S": "a"}, "v": {"S": "local"}})
-        )
-        async with asyncio.timeout(1):
-            while cache.stats()["WritesInFlight"] == 0:
-                await asyncio.sleep(0)
-        host(bus).apply(aiodax.Invalidation("t"))
-        gate.set()
-        await write
-        await value(client)
-        assert fake.calls["get_item"] == 1
+    fake = await write_with_a_remote_drop_in_flight(aiodax.Invalidation("t"))
+    assert fake.calls["get_item"] == 1
 
 
 # ------------------------------------------------------- bus and stats

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
@@ -27,19 +27,6 @@ OTHER = {"pk": {"S": "b"}}
 @pytest.fixture
 def endpoint(moto_endpoint: str) -> str:
     return moto_endpoint
-
-
-@pytest.fixture
-def server() -> Iterator[RedisServer]:
-    with RedisServer() as running:
-        yield running
-
-
-@pytest.fixture
-async def raw_redis(server: RedisServer) -> AsyncIterator[redis.Redis]:
-    client = redis.Redis.from_url(server.url)
-    yield client
-    await client.aclose()
 
 
 Pair = tuple[aiodax.CachedClient, aiodax.CachedClient, aiodax.Cache, aiodax.Cache]

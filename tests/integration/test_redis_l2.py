@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, cast
 
@@ -35,19 +35,6 @@ ITEM_KEY = ("pk", "S", "a")
 @pytest.fixture
 def endpoint(moto_endpoint: str) -> str:
     return moto_endpoint
-
-
-@pytest.fixture
-def server() -> Iterator[RedisServer]:
-    with RedisServer() as running:
-        yield running
-
-
-@pytest.fixture
-async def raw_redis(server: RedisServer) -> AsyncIterator[redis.Redis]:
-    client = redis.Redis.from_url(server.url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

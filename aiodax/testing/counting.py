@@ -17,7 +17,6 @@ clients talk to it (await, never block, between requests).
 
 from __future__ import annotations
 
-import socket
 from collections import Counter, deque
 from dataclasses import dataclass
 from types import TracebackType
@@ -26,8 +25,15 @@ from typing import Final, Self
 import aiohttp
 from aiohttp import web
 
-from aiodax.testing.lagging import _Answer, _forwarded, _json, _operation, _response, _upstream
-from aiodax.testing.servers import HOST
+from aiodax.testing._proxy import (
+    Answer,
+    forwarded,
+    loopback_upstream,
+    operation_of,
+    parsed_json,
+    response,
+    serve,
+)
 
 __all__ = ["CountedRequest", "CountingProxy"]
 
@@ -73,7 +79,7 @@ class CountingProxy:
         log_size: int = 10_000,
         port: int = 0,
     ) -> None:
-        self._upstream = _upstream(upstream, "upstream")
+        self._upstream = loopback_upstream(upstream, "upstream")
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
         for name, value, low in (
@@ -128,29 +134,14 @@ class CountingProxy:
     async def __aenter__(self) -> Self:
         if self._session is not None or self._closing:
             raise RuntimeError("a CountingProxy runs once; make a new one")
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._max_connections),
-            timeout=aiohttp.ClientTimeout(total=self._timeout),
-            # Answers pass byte for byte (their CRC32 header covers those bytes), and
-            # only the client's own headers are sent.
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        serving = await serve(
+            self._handle,
+            port=self._port,
+            max_body=self._max_body,
+            max_connections=self._max_connections,
+            timeout=self._timeout,
         )
-        app = web.Application(client_max_size=self._max_body)
-        app.router.add_route("*", "/{path:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.bind((HOST, self._port))
-            await runner.setup()
-            await web.SockSite(runner, sock).start()
-        except BaseException:
-            sock.close()
-            await runner.cleanup()
-            await self._session.close()
-            raise
-        self._runner = runner
-        self._url = f"http://{HOST}:{sock.getsockname()[1]}"
+        self._session, self._runner, self._url = serving.session, serving.runner, serving.url
         return self
 
     async def __aexit__(
@@ -167,8 +158,8 @@ class CountingProxy:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        operation = _operation(request.headers.get("X-Amz-Target")) or UNKNOWN
-        tables, consistent, keys = _described(operation, _json(body))
+        operation = operation_of(request.headers.get("X-Amz-Target")) or UNKNOWN
+        tables, consistent, keys = _described(operation, parsed_json(body))
         self.counts[operation] += 1
         for table in tables:
             self.table_counts[operation, table] += 1
@@ -187,13 +178,13 @@ class CountingProxy:
                 request.method,
                 self._upstream + request.raw_path,
                 data=body,
-                headers=_forwarded(request.headers),
+                headers=forwarded(request.headers),
                 allow_redirects=False,
             ) as answer:
                 data = await answer.content.read(self._max_body + 1)
                 if len(data) > self._max_body:
                     raise _TooLarge(f"answer larger than max_body={self._max_body} bytes")
-                return _response(_Answer(answer.status, _forwarded(answer.headers), data))
+                return response(Answer(answer.status, forwarded(answer.headers), data))
         except (aiohttp.ClientError, TimeoutError, _TooLarge) as error:
             return web.json_response(
                 {"__type": "CountingProxyUpstreamError", "message": f"{self._upstream}: {error!r}"},

@@ -41,25 +41,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import math
 import re
-import socket
 import time
 import zlib
 from collections import Counter, deque
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Literal, Self, TypeAlias
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 
-from aiodax.testing.servers import HOST
+from aiodax.testing._proxy import (
+    Answer,
+    forwarded,
+    loopback_upstream,
+    operation_of,
+    parsed_json,
+    response,
+    serve,
+)
 
 __all__ = ["LaggingReplica", "ReplicaDiverged", "Route"]
 
@@ -72,31 +76,12 @@ lag; ``"control"``: anything else (the control plane), sent to the primary and, 
 changes something, to the replica at once.
 """
 
-_TARGET_PREFIX: Final = "DynamoDB_20120810."
-_OPERATION: Final = re.compile(r"[A-Za-z]{1,64}")
 #: What a request without a DynamoDB ``X-Amz-Target`` is counted as.
 _UNKNOWN: Final = "(unknown)"
 _SELECT: Final = re.compile(r"\s*SELECT\b", re.IGNORECASE)
 _READS: Final = frozenset({"GetItem", "Query", "Scan"})
 _WRITES: Final = frozenset(
     {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
-)
-#: Headers of one connection, not of the request (RFC 9110 §7.6.1), and those aiohttp
-#: recomputes for the bytes it sends.
-_NOT_FORWARDED: Final = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-        "expect",
-    }
 )
 _FAILURES_KEPT: Final = 100
 
@@ -126,14 +111,6 @@ class _Plan:
     replayed: bool = False
     #: a BatchGetItem naming tables read both ways: (consistent part, eventual part)
     split: tuple[dict[str, Any], dict[str, Any]] | None = None
-
-
-def _operation(target: str | None) -> str | None:
-    """The DynamoDB operation an ``X-Amz-Target`` header names, if it names one."""
-    if target is None or not target.startswith(_TARGET_PREFIX):
-        return None
-    operation = target.removeprefix(_TARGET_PREFIX)
-    return operation if _OPERATION.fullmatch(operation) else None
 
 
 def _plan(operation: str | None, body: object) -> _Plan:
@@ -208,15 +185,8 @@ def _dicts(value: object) -> list[dict[str, Any]]:
     return [v if isinstance(v, dict) else {} for v in value]
 
 
-def _json(data: bytes) -> object:
-    try:
-        return json.loads(data)
-    except ValueError:  # UnicodeDecodeError included
-        return None
-
-
 def _object(data: bytes) -> dict[str, Any]:
-    parsed = _json(data)
+    parsed = parsed_json(data)
     return parsed if isinstance(parsed, dict) else {}
 
 
@@ -307,23 +277,6 @@ def _dumps(value: object) -> bytes:
 # Validation ---------------------------------------------------------------------
 
 
-def _upstream(url: str, role: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme != "http" or parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"{role} must be a server's http://host:port URL, got {url!r}")
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        # Replaying writes elsewhere than on a local test server would be a mistake.
-        raise ValueError(f"{role} must be a server on loopback (127.0.0.1), got {url!r}")
-    if parts.port is None:
-        raise ValueError(f"{role} must name its port, got {url!r}")
-    return f"http://{parts.netloc}"
-
-
 def _seconds(value: float, name: str, *, positive: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number of seconds, got {value!r}")
@@ -355,13 +308,6 @@ class _Request:
 
     def with_body(self, body: bytes) -> _Request:
         return _Request(self.method, self.path, self.headers, body)
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    status: int
-    headers: CIMultiDict[str]
-    body: bytes
 
 
 @dataclass(slots=True)
@@ -414,8 +360,8 @@ class LaggingReplica:
         max_connections: int = 32,
         port: int = 0,
     ) -> None:
-        self._primary = _upstream(primary, "primary")
-        self._replica = _upstream(replica, "replica")
+        self._primary = loopback_upstream(primary, "primary")
+        self._replica = loopback_upstream(replica, "replica")
         if self._primary == self._replica:
             raise ValueError(f"the primary and the replica are one server: {primary!r}")
         self._lag = _seconds(lag, "lag", positive=False)
@@ -494,29 +440,14 @@ class LaggingReplica:
         if self._started:
             raise RuntimeError("a LaggingReplica runs once; make a new one")
         self._started = True
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._max_connections),
-            timeout=aiohttp.ClientTimeout(total=self._timeout),
-            # Answers are passed on byte for byte (their CRC32 header covers those bytes),
-            # and only the client's own headers are sent.
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        serving = await serve(
+            self._handle,
+            port=self._port,
+            max_body=self._max_body,
+            max_connections=self._max_connections,
+            timeout=self._timeout,
         )
-        app = web.Application(client_max_size=self._max_body)
-        app.router.add_route("*", "/{path:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.bind((HOST, self._port))
-            await runner.setup()
-            await web.SockSite(runner, sock).start()
-        except BaseException:
-            sock.close()
-            await runner.cleanup()
-            await self._session.close()
-            raise
-        self._runner = runner
-        self._url = f"http://{HOST}:{sock.getsockname()[1]}"
+        self._session, self._runner, self._url = serving.session, serving.runner, serving.url
         self._worker = asyncio.create_task(self._replay_forever(), name="aiodax-lagging-replica")
         return self
 
@@ -545,20 +476,20 @@ class LaggingReplica:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        operation = _operation(request.headers.get("X-Amz-Target"))
+        operation = operation_of(request.headers.get("X-Amz-Target"))
         name = operation or _UNKNOWN
-        plan = _plan(operation, _json(body))
-        forwarded = _Request(request.method, request.raw_path, _forwarded(request.headers), body)
+        plan = _plan(operation, parsed_json(body))
+        sent = _Request(request.method, request.raw_path, forwarded(request.headers), body)
         try:
             if plan.split is not None:
                 self.counts[name, "consistent"] += 1
                 self.counts[name, "eventual"] += 1
-                return _response(await self._split(forwarded, plan.split))
+                return response(await self._split(sent, plan.split))
             self.counts[name, plan.route] += 1
             if plan.replayed:
-                return _response(await self._change(name, forwarded, plan.route))
+                return response(await self._change(name, sent, plan.route))
             upstream = self._replica if plan.route == "eventual" else self._primary
-            return _response(await self._send(upstream, forwarded))
+            return response(await self._send(upstream, sent))
         except _UpstreamError as error:
             return web.json_response(
                 {"__type": "LaggingReplicaUpstreamError", "message": str(error)},
@@ -566,7 +497,7 @@ class LaggingReplica:
                 content_type="application/x-amz-json-1.0",
             )
 
-    async def _change(self, operation: str, request: _Request, route: Route) -> _Answer:
+    async def _change(self, operation: str, request: _Request, route: Route) -> Answer:
         """Send a change to the primary; once it succeeded, queue it for the replica."""
         replay: _Replay | None = None
         self._writing += 1
@@ -602,7 +533,7 @@ class LaggingReplica:
 
     async def _split(
         self, request: _Request, parts: tuple[dict[str, Any], dict[str, Any]]
-    ) -> _Answer:
+    ) -> Answer:
         headers = request.headers.copy()
         # The two answers are merged, so they must come back uncompressed.
         headers["Accept-Encoding"] = "identity"
@@ -620,9 +551,9 @@ class LaggingReplica:
         merged = consistent.headers.copy()
         merged.popall("Content-Encoding", None)
         merged["x-amz-crc32"] = str(zlib.crc32(body))
-        return _Answer(200, merged, body)
+        return Answer(200, merged, body)
 
-    async def _send(self, upstream: str, request: _Request) -> _Answer:
+    async def _send(self, upstream: str, request: _Request) -> Answer:
         assert self._session is not None  # only called while running
         try:
             async with self._session.request(
@@ -633,7 +564,7 @@ class LaggingReplica:
                 allow_redirects=False,
             ) as response:
                 data = await self._read(response)
-                return _Answer(response.status, _forwarded(response.headers), data)
+                return Answer(response.status, forwarded(response.headers), data)
         except (aiohttp.ClientError, TimeoutError) as error:
             raise _UpstreamError(f"{upstream}: {error!r}") from error
 
@@ -710,11 +641,3 @@ class LaggingReplica:
         if self._url is None or self._closing:
             raise RuntimeError("the LaggingReplica is not running: use it with `async with`")
         return self._url
-
-
-def _forwarded(headers: CIMultiDictProxy[str] | Mapping[str, str]) -> CIMultiDict[str]:
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in _NOT_FORWARDED)
-
-
-def _response(answer: _Answer) -> web.Response:
-    return web.Response(status=answer.status, headers=answer.headers, body=answer.body)

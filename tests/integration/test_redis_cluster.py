@@ -4,6 +4,7 @@ works across the cluster, and survives a failover of the master holding its slot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, cast
@@ -105,16 +106,17 @@ async def test_the_shared_l2_and_its_leases_work_through_a_cluster(
 
 
 def _through_a_failover(
-    cluster_url: str, endpoint: str, table: str, ready: Any, failed_over: Any
+    cluster_url: str, endpoint: str, table: str, ready: Any, failed_over: Any, results: Any
 ) -> None:
     import warnings
 
     warnings.simplefilter("ignore", ResourceWarning)
-    failed_over.put(asyncio.run(_failover_scenario(cluster_url, endpoint, table, ready)))
+    scenario = _failover_scenario(cluster_url, endpoint, table, ready, failed_over)
+    results.put(asyncio.run(scenario))
 
 
 async def _failover_scenario(
-    cluster_url: str, endpoint: str, table: str, ready: Any
+    cluster_url: str, endpoint: str, table: str, ready: Any, failed_over: Any
 ) -> dict[str, Any]:
     import aioboto3
 
@@ -132,11 +134,13 @@ async def _failover_scenario(
         first = await value_of(reader, table)
         ready.set()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 8
         version = 0
         # Reads and writes go on while the slot's master is gone and its replica takes
-        # over (the test kills it meanwhile).
+        # over (the test kills it meanwhile), and for a second after.
+        deadline = loop.time() + 90
         while loop.time() < deadline:
+            if failed_over.is_set():
+                deadline = min(deadline, loop.time() + 1)
             version += 1
             try:
                 await writer.put_item(TableName=table, Item=item(f"during-{version}"))
@@ -150,14 +154,21 @@ async def _failover_scenario(
             return all(cache.stats()["Tier"]["BusState"] == "connected" for cache in caches)
 
         await until(connected, within=15)
+        heard_before = reader_cache.stats()["Tier"]["BusMessagesIn"]
         await writer.put_item(TableName=table, Item=item("after"))
         await seen(reader, table, "after")
+
+        def heard() -> bool:
+            return bool(reader_cache.stats()["Tier"]["BusMessagesIn"] > heard_before)
+
+        with contextlib.suppress(TimeoutError):
+            await until(heard)
         return {
             "first": first,
             "errors": errors,
             "writes": version,
             "outbox": writer_cache.stats()["Tier"]["OutboxLength"],
-            "degraded": reader_cache.stats()["Tier"]["DegradedPeriods"],
+            "heard_after": reader_cache.stats()["Tier"]["BusMessagesIn"] - heard_before,
         }
 
 
@@ -165,16 +176,18 @@ async def test_the_bus_survives_a_failover_of_its_master_and_no_request_fails(
     endpoint: str, table: str, cluster: RedisCluster
 ) -> None:
     context = multiprocessing.get_context("spawn")
-    results, ready = context.Queue(), context.Event()
+    results, ready, failed_over = context.Queue(), context.Event(), context.Event()
     child = context.Process(
-        target=_through_a_failover, args=(cluster.url, endpoint, table, ready, results)
+        target=_through_a_failover,
+        args=(cluster.url, endpoint, table, ready, failed_over, results),
     )
     child.start()
     try:
         assert await asyncio.to_thread(ready.wait, 60), "the child never started"
         await asyncio.sleep(0.5)  # the child is writing and reading by now
         await asyncio.to_thread(cluster.fail_over, BUS)
-        found = await asyncio.to_thread(results.get, True, 60)
+        failed_over.set()
+        found = await asyncio.to_thread(results.get, True, 120)
     finally:
         await asyncio.to_thread(child.join, 30)
         if child.is_alive():
@@ -183,4 +196,6 @@ async def test_the_bus_survives_a_failover_of_its_master_and_no_request_fails(
     assert found["errors"] == 0
     assert found["writes"] > 10
     assert found["outbox"] == 0
-    assert found["degraded"] >= 1  # it lived through the failover, and came back
+    # A failover shorter than ``liveness`` degrades nothing (by design); either way the
+    # bus is back: the reader heard the write made after it.
+    assert found["heard_after"] >= 1

@@ -8,6 +8,7 @@ from ._errors import (
     ConfigurationError,
     ConfigurationTypeError,
     MissingExtraError,
+    StreamNotEnabledError,
     WrapError,
 )
 from ._facades import CachedClient, CachedResource, CachedTable
@@ -15,6 +16,7 @@ from ._rules.policy import RetryPolicy
 from ._sessions import client, resource
 from ._tiers import Fetch, Invalidation, InvalidationBus, Load, Loaded, SharedTier, TierHost
 from ._tiers.redis import RedisTier
+from .streams import StreamsInvalidator
 
 __version__ = "0.1.0"
 
@@ -33,6 +35,8 @@ __all__ = [
     "RetryPolicy",
     # the Redis tier between processes (Cache(redis=...), extra aiodax[redis])
     "RedisTier",
+    # writes that bypass the cache: DynamoDB Streams → the Redis tier's bus
+    "StreamsInvalidator",
     # extension points: what a cross-process tier implements
     "Fetch",
     "Invalidation",
@@ -47,6 +51,7 @@ __all__ = [
     "ConfigurationError",
     "ConfigurationTypeError",
     "MissingExtraError",
+    "StreamNotEnabledError",
     "WrapError",
 ]
 

@@ -34,3 +34,8 @@ class CacheClosedError(AiodaxError, RuntimeError):
 class MissingExtraError(AiodaxError, ImportError):
     """An option needs an optional dependency that is not installed; the message
     names the extra that brings it (``pip install 'aiodax[redis]'``)."""
+
+
+class StreamNotEnabledError(AiodaxError, LookupError):
+    """``StreamsInvalidator`` was given a table without an enabled DynamoDB Stream
+    (or no such table): enable one (``StreamSpecification``, any view type)."""

@@ -27,6 +27,7 @@ from typing import Any, Final, TextIO, TypeVar
 from urllib.parse import urlsplit
 
 from .. import __version__
+from ..streams import cli as streams_cli
 from ..testing.redis_server import RedisServer
 from ..testing.servers import REGION, ServerUnavailable, dynamodb_local, moto_server
 from .load import OP_CHOICES, LoadSpec
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    streams_cli.add_parser(commands)
     stampede = commands.add_parser(
         "stampede",
         help="compare a hot-key stampede uncached and through aiodax",
@@ -305,12 +307,15 @@ def _load_spec(args: argparse.Namespace) -> LoadSpec:
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _check_arguments(parser, args)
+    if args.command == "streams":
+        streams_cli.check(parser, args)
+    else:
+        _check_arguments(parser, args)
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The console script: ``aiodax stampede [options]``; returns the exit status."""
+    """The console script: ``aiodax stampede|streams [options]``; returns the exit status."""
     args = _parse(argv)
     try:
         return asyncio.run(_run(args))
@@ -325,6 +330,8 @@ async def main_async(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if args.command == "streams":
+        return await streams_cli.run(args)
     if args.processes > 1:
         return await _run_processes(args)
     spec = _load_spec(args)

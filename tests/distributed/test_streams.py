@@ -13,11 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aioboto3
@@ -181,3 +180,137 @@ async def test_bypassing_writes_stop_being_served_everywhere(
                 what=f"{worker.name}'s page",
             )
         assert invalidator.stats()["Records"] >= 10
+
+
+@contextlib.asynccontextmanager
+async def _command(
+    upstream: str, redis_url: str, namespace: str, table: str, log: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``aiodax streams`` in a subprocess, once it follows ``table``; killed on leaving."""
+    with log.open("ab") as sink:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "aiodax",
+            "streams",
+            "--table",
+            table,
+            "--redis",
+            redis_url,
+            "--namespace",
+            namespace,
+            "--endpoint-url",
+            upstream,
+            "--region",
+            "us-east-1",
+            "--poll-interval",
+            "0.05",
+            "--lease-time",
+            "1",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+            env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+        )
+    try:
+        await eventually(
+            lambda: asyncio.to_thread(log.read_text),
+            lambda text: "following" in text or process.returncode is not None,
+            within=60,
+            what="aiodax streams starting",
+        )
+        assert process.returncode is None, await asyncio.to_thread(log.read_text)
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+async def test_a_killed_invalidator_restarted_resumes_while_writes_land(
+    upstream: str,
+    plain: DynamoDBClient,
+    streamed_table: str,
+    workers: list[Worker],
+    redis_server: RedisServer,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    table, log = streamed_table, tmp_path / "streams.log"
+    sks = [f"k{at:02d}" for at in range(12)]
+    for sk in sks:
+        await plain.put_item(TableName=table, Item=_item(sk, "old"))
+    async with _command(upstream, redis_server.url, namespace, table, log):
+        await _hold(workers, table, sks)
+        await plain.put_item(TableName=table, Item=_item(sks[0], "new"))
+        await _everywhere(workers, table, sks[0], "new")
+
+        async def writes() -> None:
+            for sk in sks[1:]:
+                await plain.put_item(TableName=table, Item=_item(sk, "new"))
+                await asyncio.sleep(0.05)
+
+        landing = asyncio.create_task(writes())
+        await asyncio.sleep(0.2)
+    # SIGKILLed: no lease let go, no goodbye; the writes go on meanwhile.
+    checkpoints = await _checkpoints(redis_server, namespace, table)
+    assert checkpoints, "the killed invalidator had written a checkpoint"
+    async with _command(upstream, redis_server.url, namespace, table, log):
+        await landing
+        for sk in sks:
+            await _everywhere(workers, table, sk, "new")
+
+
+async def test_two_invalidators_share_a_table(
+    plain: DynamoDBClient,
+    streams_client: Any,
+    streamed_table: str,
+    workers: list[Worker],
+    redis_server: RedisServer,
+    namespace: str,
+) -> None:
+    table = streamed_table
+    for sk in ("a", "b"):
+        await plain.put_item(TableName=table, Item=_item(sk, "old"))
+
+    def invalidator() -> aiodax.StreamsInvalidator:
+        return aiodax.StreamsInvalidator(
+            [table],
+            client=streams_client,
+            redis=redis_server.url,
+            namespace=namespace,
+            poll_interval=0.05,
+            lease_time=1.0,
+            describe_interval=0.2,
+        )
+
+    async with invalidator() as one, invalidator() as two:
+        await eventually(
+            lambda: asyncio.sleep(0, (one.stats()["ShardsReading"], two.stats()["ShardsReading"])),
+            lambda reading: sum(reading) >= 1 and (one.stats()["Polls"] + two.stats()["Polls"]) > 0,
+            what="a reader",
+        )
+        await _hold(workers, table, ["a", "b"])
+        await plain.put_item(TableName=table, Item=_item("a", "new"))
+        await _everywhere(workers, table, "a", "new")
+        # One reader a shard: each record was read by one of them only.
+        polls = [one.stats()["Polls"] > 0, two.stats()["Polls"] > 0]
+        assert polls.count(True) == 1
+        records = one.stats()["Records"] + two.stats()["Records"]
+        assert records == 3  # the two puts before, the one after
+        reader, standby = (one, two) if polls[0] else (two, one)
+        await reader.aclose()  # lets its lease go: the other takes over
+        await plain.put_item(TableName=table, Item=_item("b", "new"))
+        await _everywhere(workers, table, "b", "new")
+        assert standby.stats()["Records"] >= 1
+
+
+async def _checkpoints(server: RedisServer, namespace: str, table: str) -> dict[bytes, bytes]:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(server.url)
+    try:
+        found: dict[bytes, bytes] = await client.hgetall(f"aiodax:v1:{{{namespace}}}:s:c:{table}")  # type: ignore[misc]
+        return found
+    finally:
+        await client.aclose()

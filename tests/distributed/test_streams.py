@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import aioboto3
 import pytest
+import redis.asyncio as aioredis
 
 import aiodax
 from aiodax.testing import RedisServer
@@ -305,12 +306,11 @@ async def test_two_invalidators_share_a_table(
         assert standby.stats()["Records"] >= 1
 
 
-async def _checkpoints(server: RedisServer, namespace: str, table: str) -> dict[bytes, bytes]:
-    import redis.asyncio as aioredis
-
+async def _checkpoints(server: RedisServer, namespace: str, table: str) -> dict[Any, Any]:
+    """The shards' checkpoints the invalidators of ``namespace`` wrote for ``table``."""
     client = aioredis.Redis.from_url(server.url)
     try:
-        found: dict[bytes, bytes] = await client.hgetall(f"aiodax:v1:{{{namespace}}}:s:c:{table}")  # type: ignore[misc]
+        found: dict[Any, Any] = await client.hgetall(f"aiodax:v1:{{{namespace}}}:s:c:{table}")
         return found
     finally:
         await client.aclose()

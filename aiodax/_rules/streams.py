@@ -4,6 +4,8 @@
   ``Keys`` are read (every ``StreamViewType`` carries them, ``KEYS_ONLY``
   included): an image is never looked at, let alone cached, since a record may be
   older than a write-through the caches hold.
+- ``stream_table``: the table a stream ARN names (a Lambda event's records say
+  which stream they come from, not which table).
 - ``readable_shards``: which shards of ``DescribeStream``'s list may be read now.
   DynamoDB keeps an item's changes in order across a split only if a child shard is
   read after its parent is finished (read to its end) or trimmed (gone from the list).
@@ -32,6 +34,16 @@ def record_key(record: Mapping[str, Any]) -> ItemKey | None:
     body = record.get("dynamodb")
     keys = body.get("Keys") if isinstance(body, Mapping) else None
     return canonical_key(dict(keys)) if isinstance(keys, Mapping) else None
+
+
+def stream_table(arn: object) -> str | None:
+    """The table a stream's (or a Lambda event record's ``eventSourceARN``) ARN names:
+    ``arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>``."""
+    if not isinstance(arn, str):
+        return None
+    _, _, resource = arn.partition(":table/")
+    name, slash, rest = resource.partition("/stream/")
+    return name if name and slash and rest and "/" not in name else None
 
 
 def sequence_number(record: Mapping[str, Any]) -> str | None:

@@ -15,6 +15,7 @@ from aiodax._rules.streams import (
     readable_shards,
     record_key,
     sequence_number,
+    stream_table,
 )
 
 
@@ -120,3 +121,20 @@ def test_backoff_is_jittered_under_a_doubling_ceiling() -> None:
     assert backoff(3, lambda: 0.5) == pytest.approx(low + (low * 4 - low) * 0.5)
     assert backoff(50, lambda: 0.999) <= high
     assert backoff(50, lambda: 0.999) > high * 0.99
+
+
+@pytest.mark.parametrize(
+    ("arn", "table"),
+    [
+        (
+            "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2026-12-03T06:12:09.275",
+            "orders",
+        ),
+        ("arn:aws:dynamodb:ddblocal:000000000000:table/a.b-c_d/stream/x", "a.b-c_d"),
+        ("arn:aws:dynamodb:us-east-1:1:table/orders", None),
+        ("arn:aws:kinesis:us-east-1:1:stream/orders", None),
+        (None, None),
+    ],
+)
+def test_stream_table(arn: object, table: str | None) -> None:
+    assert stream_table(arn) == table

@@ -25,6 +25,7 @@ class Stats:
         "scan_hits",
         "scan_misses",
         "stale_served",
+        "stream_bypassed_fills",
         "write_throughs",
     )
 
@@ -40,6 +41,7 @@ class Stats:
         self.consistent_fills = 0
         self.refreshes_ahead = 0
         self.stale_served = 0
+        self.stream_bypassed_fills = 0
         self.write_throughs = 0
         self.ambiguous_writes = 0
         self.item_invalidations = 0
@@ -69,6 +71,7 @@ class Stats:
             "ConsistentFills": self.consistent_fills,
             "RefreshesAhead": self.refreshes_ahead,
             "StaleServed": self.stale_served,
+            "StreamBypassedReads": self.stream_bypassed_fills,
             "BackendRequests": dict(self.backend_requests),
             "BackendRequestCount": sum(self.backend_requests.values()),
             "WriteThroughs": self.write_throughs,

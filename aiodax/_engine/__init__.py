@@ -156,6 +156,14 @@ class Engine:
         if ttl is not None:
             shared.store.expire_by(shared.clock() + ttl)
 
+    def bypass(self, table: str, on: bool) -> None:
+        shared = self.shared
+        if on:
+            shared.bypassed.add(table)
+            self.invalidator.drop_table(table, publish=False)
+        else:
+            shared.bypassed.discard(table)
+
     async def aclose(self) -> None:
         shared = self.shared
         shared.closed = True

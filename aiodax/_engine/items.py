@@ -284,7 +284,7 @@ class ItemReads:
             return  # a write that finished after aclose() must not refill the cache
         ttls = shared.ttls(table)
         now = shared.clock()
-        expires_at = shared.expiry(now, age, ttls.negative if image is None else ttls.item)
+        expires_at = shared.expiry(now, age, ttls.negative if image is None else ttls.item, table)
         store_key = item_key(table, key)
         if expires_at is None:
             shared.store.discard(store_key)

@@ -218,7 +218,7 @@ class PageReads:
         shared = self._shared
         now = shared.clock()
         table = table_of(store_key)
-        expires_at = shared.expiry(now, age, shared.ttls(table).query)
+        expires_at = shared.expiry(now, age, shared.ttls(table).query, table)
         if expires_at is None or shared.closed:
             return
         lagging = lives_until is not None

@@ -54,6 +54,7 @@ class Shared:
     __slots__ = (
         "_fills",
         "_ttls",
+        "bypassed",
         "clock",
         "closed",
         "config",
@@ -91,6 +92,9 @@ class Shared:
         #: while a tier cannot vouch for this process's entries, how long any is kept
         #: (``TierHost.degrade``); ``None``: as long as its TTL
         self.degraded_ttl: float | None = None
+        #: tables (bare names) the tier cannot vouch for (``TierHost.bypass``):
+        #: nothing of them is stored
+        self.bypassed: set[str] = set()
 
     def ttls(self, table: TableToken) -> TTLs:
         found = self._ttls.get(table)
@@ -108,10 +112,13 @@ class Shared:
             found = self._fills[table] = self.config.fills_for(bare_name(table))
         return found
 
-    def expiry(self, now: float, age: float, ttl: float) -> float | None:
-        """When an entry read from DynamoDB ``age`` seconds before ``now`` stops being
-        fresh (``_rules.policy.expiry``), kept no longer than a degraded tier allows;
-        ``None``: do not store it."""
+    def expiry(self, now: float, age: float, ttl: float, table: TableToken) -> float | None:
+        """When an entry of ``table`` read from DynamoDB ``age`` seconds before ``now``
+        stops being fresh (``_rules.policy.expiry``), kept no longer than a degraded
+        tier allows; ``None``: do not store it (nor while ``table`` is bypassed)."""
+        if self.bypassed and bare_name(table) in self.bypassed:
+            self.stats.stream_bypassed_fills += 1
+            return None
         expires_at = expiry(now - age, ttl)
         if expires_at is None:
             return None

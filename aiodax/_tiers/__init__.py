@@ -117,6 +117,10 @@ class TierHost(Protocol):
         most ``ttl`` seconds more (from now, and for every entry stored while
         degraded); ``None`` ends it."""
 
+    def bypass(self, table: str, on: bool) -> None:
+        """Whether the tier can vouch for ``table``'s entries (a bare name): while
+        ``on``, drop them and keep none, so that its reads go to DynamoDB."""
+
 
 @runtime_checkable
 class InvalidationBus(Protocol):

@@ -83,7 +83,7 @@ class ShardReader:
             try:
                 if iterator is None:
                     iterator = await self._iterator(sequence)
-                asked = time.time()
+                asked = time.monotonic()
                 self._counters.polls += 1
                 answer = await self._client.get_records(ShardIterator=iterator, Limit=RECORDS_LIMIT)
             except ClientError as error:
@@ -121,7 +121,7 @@ class ShardReader:
                 table,
                 shard,
                 sequence=sequence if records else None,
-                watermark_ms=int(asked * 1000) if caught_up else None,
+                watermark_age_ms=int((time.monotonic() - asked) * 1000) if caught_up else None,
                 finished=iterator is None,
             )
             if not advanced:

@@ -6,8 +6,9 @@ the caches it serves (``aiodax._tiers.redis.keys``: one hash slot).
                             the last record whose invalidation went out (``END``:
                             the shard was read to its end)
 ``s:l:<table>:<shard>``     the shard's lease: the reading invalidator's token, PX
-``s:w:<table>``             watermarks: a field per shard being read, the Unix time
-                            (ms) up to which every change of it was invalidated
+``s:w:<table>``             watermarks: a field per shard being read, the Redis
+                            time (ms) up to which every change of it was
+                            invalidated (what a cache's ``stream_bounds`` reads)
 ==========================  =====================================================
 
 Invalidations go onto the caches' bus with the bus's own script (``PUBLISH``:
@@ -50,8 +51,10 @@ return 1
 
 #: Move a shard on, if its lease is still ours: renew it, write the checkpoint and
 #: the watermark; or, for a finished shard, mark it ``END`` and let the lease go.
+#: The watermark is in Redis's clock, so that the caches compare it with the same
+#: clock: the invalidator passes how long ago (ms) the read it covers started.
 #: KEYS: lease, checkpoints, watermarks.  ARGV: token, lease ms, shard, sequence
-#: number ("" none), watermark ms ("" none), "1" if finished.  Returns 1, or 0 when
+#: number ("" none), the watermark's age in ms ("" none), "1" if finished.  Returns 1, or 0 when
 #: the lease is another's (nothing written).
 ADVANCE: Final = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -63,7 +66,11 @@ if ARGV[6] == '1' then
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], ARGV[3], ARGV[4]) end
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], ARGV[3], ARGV[5]) end
+if ARGV[5] ~= '' then
+    local clock = redis.call('TIME')
+    local now = clock[1] * 1000 + math.floor(clock[2] / 1000)
+    redis.call('HSET', KEYS[3], ARGV[3], now - tonumber(ARGV[5]))
+end
 return 1
 """
 
@@ -72,11 +79,6 @@ RELEASE: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
-
-
-def watermark_key(keys: Keys, table: str) -> str:
-    """The hash of ``table``'s per-shard watermarks (what a cache's bound reads)."""
-    return f"{keys.prefix}s:w:{table}"
 
 
 class StreamsRedis:
@@ -133,24 +135,25 @@ class StreamsRedis:
         shard: str,
         *,
         sequence: str | None = None,
-        watermark_ms: int | None = None,
+        watermark_age_ms: int | None = None,
         finished: bool = False,
     ) -> bool:
-        """Renew the lease and write the checkpoint and watermark (or mark the shard
-        finished); ``False``, writing nothing, if the lease is no longer ours."""
+        """Renew the lease and write the checkpoint and the watermark (every change
+        up to ``watermark_age_ms`` ago is invalidated), or mark the shard finished;
+        ``False``, writing nothing, if the lease is no longer ours."""
         self._counters.redis_commands += 1
         done = await self._advance(
             keys=[
                 self._lease(table, shard),
                 self._checkpoints(table),
-                watermark_key(self.keys, table),
+                self.keys.watermarks(table),
             ],
             args=[
                 self.token,
                 self._lease_ms,
                 shard,
                 sequence or "",
-                "" if watermark_ms is None else watermark_ms,
+                "" if watermark_age_ms is None else watermark_age_ms,
                 "1" if finished else "",
             ],
         )
@@ -170,7 +173,7 @@ class StreamsRedis:
         """Drop the watermarks of ``table``'s shards other than ``keep``: a shard no
         longer read (finished, trimmed) must not hold the table's watermark back."""
         self._counters.redis_commands += 1
-        key = watermark_key(self.keys, table)
+        key = self.keys.watermarks(table)
         fields = {field.decode() for field in await self._client.hkeys(key)}
         stale = fields - set(keep)
         if stale:

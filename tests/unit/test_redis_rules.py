@@ -177,3 +177,15 @@ def test_bytes_that_are_not_msgpack_decode_to_none(data: object) -> None:
 def test_an_oversized_message_is_not_even_unpacked() -> None:
     big = msgpack.packb([1, "o", "t", ["pk", "S", "x" * MAX_MESSAGE_BYTES]], use_bin_type=True)
     assert decode(big) is None
+
+
+def test_stream_bounds_stale_tables() -> None:
+    from aiodax._tiers.redis.watermarks import interval, stale_tables
+
+    bounds = {"a": 2.0, "b": 0.5, "c": 1.0}
+    # a: 1.5 s old (within 2 s); b: 0.6 s old (past 0.5 s); c: no watermark.
+    assert stale_tables(bounds, 10_000, [8_500, 9_400, -1]) == {"b", "c"}
+    assert stale_tables(bounds, 10_000, [10_000, 10_000, 9_000]) == frozenset()
+    assert interval(bounds) == 0.125
+    assert interval({"a": 60.0}) == 0.25
+    assert interval({"a": 0.01}) == 0.05

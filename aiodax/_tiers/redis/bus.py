@@ -42,6 +42,7 @@ from .codec import decode, encode
 from .keys import key_digest
 from .link import RedisLink
 from .scripts import CONNECT, PUBLISH
+from .watermarks import WatermarkWatch
 
 #: How long one blocking read waits for a message (ms): the bus's idle heartbeat.
 BLOCK_MS: Final = 100
@@ -79,6 +80,9 @@ class StreamBus:
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        #: the stream bounds' watch (``RedisTier.stream_bounds``), if any
+        self._watch = WatermarkWatch(link) if link.tier.stream_bounds else None
+        self._watching: asyncio.Task[None] | None = None
         self._epoch: bytes | None = None
         self._last_id = b"0-0"
         self._last_seq = 0
@@ -180,6 +184,10 @@ class StreamBus:
             asyncio.create_task(self._listen_forever(connected), name="aiodax redis bus"),
             asyncio.create_task(self._send_forever(), name="aiodax redis outbox"),
         ]
+        if self._watch is not None:
+            self._watching = asyncio.create_task(
+                self._watch.run(host), name="aiodax stream watermarks"
+            )
         # The first answer (or its absence) settles the state the cache starts in.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._link.tier.liveness):
@@ -318,6 +326,11 @@ class StreamBus:
         if self.state == CONNECTED and self._outbox:
             await self.flush()
         self.state = CLOSED
+        watching, self._watching = self._watching, None
+        if watching is not None:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
         if not self._tasks:
             await self._link.aclose()
             return
@@ -338,7 +351,9 @@ class StreamBus:
         await self._link.aclose()
 
     def stats(self) -> dict[str, Any]:
+        watched = self._watch.stats() if self._watch is not None else {}
         return {
+            **watched,
             "BusState": self.state,
             "BusMessagesIn": self.messages_in,
             "BusMessagesOut": self.messages_out,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -45,6 +47,12 @@ class RedisTier:
         they are merged into whole-table drops.
     :param stream_length: messages the bus keeps in Redis, about: a process away
         for longer than the stream covers drops its whole cache when it returns.
+    :param stream_bounds: table name → seconds: the staleness bound this process
+        keeps for writes that bypass aiodax, with ``aiodax streams`` (a
+        ``StreamsInvalidator``) following the table.  While the invalidator's
+        watermark of the table is older than its bound (or there is none), the
+        table's reads go to DynamoDB and nothing of it is kept (``stats()["Tier"]``
+        says so); without a bound, such writes are served stale up to the TTL.
     :param cluster: ``url`` names a node of a Redis Cluster (ElastiCache's cluster
         mode, say): the tier talks to the cluster, and follows its failovers.  A
         namespace's keys share one hash slot, so one master carries it.
@@ -61,6 +69,7 @@ class RedisTier:
     outbox_limit: int = 10_000
     stream_length: int = 100_000
     cluster: bool = False
+    stream_bounds: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.url, str):
@@ -97,6 +106,20 @@ class RedisTier:
                 )
             if not math.isfinite(value) or value <= 0:
                 raise ConfigurationError(f"{name} must be a finite number of seconds > 0")
+
+        if not isinstance(self.stream_bounds, Mapping):
+            raise ConfigurationTypeError("stream_bounds must map table names to seconds")
+        for table, bound in self.stream_bounds.items():
+            if not isinstance(table, str) or not table:
+                raise ConfigurationTypeError("stream_bounds must map table names to seconds")
+            if isinstance(bound, bool) or not isinstance(bound, int | float):
+                raise ConfigurationTypeError(
+                    f"stream_bounds[{table!r}] must be a number of seconds"
+                )
+            if not math.isfinite(bound) or bound <= 0:
+                raise ConfigurationError(f"stream_bounds[{table!r}] must be a finite number > 0")
+        # Frozen like the rest: a caller's dict changed later changes nothing here.
+        object.__setattr__(self, "stream_bounds", MappingProxyType(dict(self.stream_bounds)))
 
     def __repr__(self) -> str:
         # The URL may carry a password: show where it points, never how it logs in.

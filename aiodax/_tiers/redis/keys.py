@@ -21,6 +21,8 @@ can run everything.
 ``q:<table>:<digest>``  one page's shared copy (``page``)
 ``l:<digest>``          a miss's lease (``lease``)
 ``filled``              the channel lease holders announce their fills on
+``s:c|l|w:<table>...``  the streams invalidator's checkpoints, leases, watermarks
+                        (``aiodax.streams._redis``)
 ======================  =========================================================
 
 A shared copy records the generations it was read under; a copy whose item,
@@ -107,3 +109,7 @@ class Keys:
 
     def lease(self, request_name: str) -> str:
         return f"{self.prefix}l:{request_name}"
+
+    def watermarks(self, table: str) -> str:
+        """The streams invalidator's per-shard watermarks of ``table`` (``aiodax.streams``)."""
+        return f"{self.prefix}s:w:{table}"

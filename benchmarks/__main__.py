@@ -21,6 +21,7 @@ from . import (
     resource_hit,
     stale_if_error,
     stampede,
+    streams_invalidation,
     write_cost,
 )
 
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, Callable[[], Coroutine[Any, Any, str]]] = {
     "refresh_ahead": refresh_ahead.run,
     "stale_if_error": stale_if_error.run,
     "fence_cost": fence_cost.run,
+    "streams_invalidation": streams_invalidation.run,
 }
 
 

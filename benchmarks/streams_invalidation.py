@@ -60,8 +60,7 @@ async def _invalidate(
         cpu = time.process_time()
         wall = time.monotonic()
         ready.set()
-        while not stop.is_set():
-            await asyncio.sleep(0.05)
+        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
         return {
             **invalidator.stats(),
             "cpu": time.process_time() - cpu,

@@ -235,14 +235,17 @@ class StreamsInvalidator:
         task.add_done_callback(lambda _: changed.set())
 
     def _raise_failures(self, table: str) -> None:
-        """A reader's unexpected error ends the table (with it); a lost lease or a
-        finished shard is the next listing's to act on."""
+        """A reader's unexpected error ends the table (with it).  A lost lease, a
+        finished shard, or one the service no longer knows (trimmed between the
+        listing and the read, or the stream gone: the listing tells which) is the
+        next listing's to act on."""
         for (name, shard), task in list(self._readers.items()):
             if name != table or not task.done():
                 continue
             del self._readers[(name, shard)]
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            error = None if task.cancelled() else task.exception()
+            if error is not None and not isinstance(error, StreamGone):
+                raise error
 
     async def _stop_table(self, table: str) -> None:
         tasks = [task for (name, _), task in self._readers.items() if name == table]

@@ -22,6 +22,10 @@ For the Redis tier: ``RedisServer`` (:mod:`aiodax.testing.redis_server`) runs a 
 empty ``redis-server`` on a free port that a test can SIGKILL and restart, and
 ``TcpFaultProxy`` (:mod:`aiodax.testing.faults`) puts a network between a client and
 it that blackholes, delays, resets or refuses on demand.
+
+``FakeStreams`` (:mod:`aiodax.testing.streams`) is a scripted ``dynamodbstreams``
+client for ``aiodax.StreamsInvalidator``: shard splits, trimming, expired iterators
+and throttling on demand, which neither moto nor DynamoDB Local do.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from aiodax.testing.faults import Direction, FaultMode, TcpFaultProxy
 from aiodax.testing.lagging import LaggingReplica, ReplicaDiverged, Route
 from aiodax.testing.redis_cluster import RedisCluster
 from aiodax.testing.redis_server import RedisServer
+from aiodax.testing.streams import FakeStreams
 
 __all__ = [
     # fakes and fault injection around a client
@@ -56,6 +61,8 @@ __all__ = [
     "RedisCluster",
     "RedisServer",
     "TcpFaultProxy",
+    # DynamoDB Streams, scripted (splits, trims, expired iterators, throttling)
+    "FakeStreams",
 ]
 
 #: HTTP status DynamoDB answers each error code with (5xx are server faults).

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
@@ -184,7 +185,7 @@ class StreamsInvalidator:
                 group.create_task(self._follow(table, arn), name=f"aiodax streams {table}")
 
     async def _follow(self, table: str, arn: str) -> None:
-        from ._reader import ShardReader
+        from ._reader import ShardReader, redis_step
 
         redis, counters = self._redis, self._counters
         assert redis is not None and counters is not None
@@ -193,9 +194,10 @@ class StreamsInvalidator:
         try:
             while True:
                 status, shards = await self._describe(arn)
-                finished = {s for s, n in (await redis.checkpoints(table)).items() if n == "END"}
+                checkpoints = await redis_step(counters, random.random, redis.checkpoints, table)
+                finished = {shard for shard, number in checkpoints.items() if number == "END"}
                 readable = readable_shards(shards, finished)
-                await redis.forget_watermarks(table, readable)
+                await redis_step(counters, random.random, redis.forget_watermarks, table, readable)
                 running = {
                     s for (t, s), task in self._readers.items() if t == table and not task.done()
                 }
@@ -222,7 +224,7 @@ class StreamsInvalidator:
             _LOG.warning("aiodax: %s: %s: dropping the table, no longer following it", table, gone)
             self.tables_gone.append(table)
             await self._stop_table(table)
-            await redis.publish([Invalidation(table)])
+            await redis_step(counters, random.random, redis.publish, [Invalidation(table)])
         except asyncio.CancelledError:
             raise
         except BaseException:

@@ -157,20 +157,25 @@ class ShardReader:
     async def _redis_step(
         self, step: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """``await step(...)``, tried again (with backoff) until Redis answers: the
-        shard waits where it stands rather than skip what it could not send."""
-        attempt = 0
-        while True:
-            try:
-                return await step(*args, **kwargs)
-            except _REDIS_FAILURES as error:
-                attempt += 1
-                self._counters.redis_failures += 1
-                if attempt == 1:
-                    _LOG.warning(
-                        "aiodax: %s %s: Redis failed (%s), retrying",
-                        self._table,
-                        self.shard_id,
-                        error,
-                    )
-                await asyncio.sleep(backoff(attempt, self._rand))
+        return await redis_step(self._counters, self._rand, step, *args, **kwargs)
+
+
+async def redis_step(
+    counters: Counters,
+    rand: Callable[[], float],
+    step: Callable[P, Awaitable[T]],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """``await step(...)``, tried again (with backoff) until Redis answers: a shard
+    waits where it stands rather than skip what it could not send."""
+    attempt = 0
+    while True:
+        try:
+            return await step(*args, **kwargs)
+        except _REDIS_FAILURES as error:
+            attempt += 1
+            counters.redis_failures += 1
+            if attempt == 1:
+                _LOG.warning("aiodax: streams: Redis failed (%s), retrying", error)
+            await asyncio.sleep(backoff(attempt, rand))

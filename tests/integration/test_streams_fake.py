@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 import aiodax
 from aiodax._tiers.redis.codec import decode
@@ -239,3 +240,24 @@ async def _count(raw: redis.Redis, count: int) -> bool:
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_a_redis_outage_is_waited_out_and_loses_nothing(
+    server: RedisServer, raw_redis: redis.Redis
+) -> None:
+    streams = FakeStreams(TABLE)
+    streams.write(_key("a"))
+    async with _running(streams, server) as invalidator:
+        await _until(_has(raw_redis, [(TABLE, "a")]), "the first drop")
+        await asyncio.to_thread(server.kill)
+        streams.write(_key("b"))
+        await _until(lambda: _async(invalidator.stats()["RedisFailures"] > 0), "a failure noticed")
+        await asyncio.to_thread(server.restart)  # empty: the bus starts over
+
+        async def b_sent() -> bool:
+            try:
+                return (TABLE, "b") in await _bus(raw_redis)
+            except RedisConnectionError:  # the test's own connection died with the server
+                return False
+
+        await _until(b_sent, "the drop sent after the outage")

@@ -14,6 +14,9 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.py"
 EXPECTED = {
     "resource_quickstart.py": "item cache hits/misses: 3 0",
     "fastapi_app.py": "item cache hits/misses: 3 ",
+    "streams_invalidation.py": (
+        "after a write that bypassed the cache: old\nwith the streams invalidator: new"
+    ),
 }
 
 

@@ -54,6 +54,11 @@ class StreamsInvalidator:
         killed invalidator's shards wait before another takes them.
     :param describe_interval: seconds between two listings of a stream's shards
         (new shards after a split are found by then, or at once when a parent ends).
+    :param start: where a shard without a checkpoint that is listed at start is
+        read from: ``"trim_horizon"`` (its oldest record: up to 24 hours of changes
+        dropped again) or ``"latest"`` (its tip, after one drop of the whole table,
+        which covers everything before).  Shards that appear later (a split) are
+        always read from their trim horizon.
     """
 
     def __init__(
@@ -66,6 +71,7 @@ class StreamsInvalidator:
         poll_interval: float = 0.25,
         lease_time: float = 10.0,
         describe_interval: float = 10.0,
+        start: str = "trim_horizon",
     ) -> None:
         if (
             isinstance(tables, str)
@@ -84,6 +90,9 @@ class StreamsInvalidator:
                 or not 0 < value < 3600
             ):
                 raise ConfigurationError(f"{name} must be a number of seconds in (0, 3600)")
+        if start not in ("trim_horizon", "latest"):
+            raise ConfigurationError(f"start must be 'trim_horizon' or 'latest', got {start!r}")
+        self._start_latest = start == "latest"
         self.tables = tuple(dict.fromkeys(tables))
         self.tier = redis if isinstance(redis, RedisTier) else RedisTier(redis, namespace=namespace)
         self._client = client
@@ -191,12 +200,18 @@ class StreamsInvalidator:
         assert redis is not None and counters is not None
         options = ReadOptions(self._poll_interval, self._lease_time)
         changed = asyncio.Event()
+        #: the shards without a checkpoint at the first listing (``start="latest"``)
+        initial: set[str] | None = None
         try:
             while True:
                 status, shards = await self._describe(arn)
                 checkpoints = await redis_step(counters, random.random, redis.checkpoints, table)
                 finished = {shard for shard, number in checkpoints.items() if number == "END"}
                 readable = readable_shards(shards, finished)
+                if initial is None:
+                    initial = set()
+                    if self._start_latest:
+                        initial = {s.shard_id for s in shards if s.shard_id not in checkpoints}
                 await redis_step(counters, random.random, redis.forget_watermarks, table, readable)
                 running = {
                     s for (t, s), task in self._readers.items() if t == table and not task.done()
@@ -211,6 +226,7 @@ class StreamsInvalidator:
                             shard_id=shard,
                             options=options,
                             counters=counters,
+                            latest=shard in initial,
                         )
                         self._start(table, reader, changed)
                 if status not in _LIVE and not readable:

@@ -54,6 +54,7 @@ class ShardReader:
         options: ReadOptions,
         counters: Counters,
         rand: Callable[[], float] = random.random,
+        latest: bool = False,
     ) -> None:
         self._client = client
         self._redis = redis
@@ -63,6 +64,8 @@ class ShardReader:
         self._options = options
         self._counters = counters
         self._rand = rand
+        #: without a checkpoint, start at the shard's tip, after one drop of the table
+        self._latest = latest
 
     async def read(self) -> Outcome:
         redis, table, shard = self._redis, self._table, self.shard_id
@@ -134,9 +137,16 @@ class ShardReader:
                 await asyncio.sleep(self._options.poll_interval)
 
     async def _iterator(self, sequence: str | None) -> str:
-        """An iterator after ``sequence``, or at the trim horizon; trimmed records
-        past ``sequence`` drop the table and start at the horizon."""
+        """An iterator after ``sequence``, or at the trim horizon (at the tip, after
+        a drop of the table, for a ``latest`` reader's first); trimmed records past
+        ``sequence`` drop the table and start at the horizon."""
         request: dict[str, Any] = {"StreamArn": self._arn, "ShardId": self.shard_id}
+        if sequence is None and self._latest:
+            self._latest = False
+            answer = await self._client.get_shard_iterator(**request, ShardIteratorType="LATEST")
+            # After the iterator: every change before it is covered by this drop.
+            await self._publish([Invalidation(self._table)])
+            return str(answer["ShardIterator"])
         if sequence is not None:
             try:
                 answer = await self._client.get_shard_iterator(

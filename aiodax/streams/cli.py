@@ -2,6 +2,7 @@
 
     aiodax streams --table NAME [--table NAME ...] --redis URL --namespace NS
                    [--endpoint-url URL] [--region R] [--poll-interval S] [--lease-time S]
+                   [--start trim_horizon|latest]
 
 It follows the tables' DynamoDB Streams and drops every changed item in every
 ``Cache(redis=URL, namespace=NS)``; it runs until SIGINT or SIGTERM (it then lets
@@ -63,6 +64,15 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--lease-time", type=_seconds, default=10.0, metavar="S", help="shard lease (10)"
     )
+    parser.add_argument(
+        "--start",
+        choices=("trim_horizon", "latest"),
+        default="trim_horizon",
+        help=(
+            "where a shard without a checkpoint is read from at start: its oldest record "
+            "(default), or its tip after one drop of the whole table"
+        ),
+    )
     return parser
 
 
@@ -98,6 +108,7 @@ async def run(args: argparse.Namespace) -> int:
                 namespace=args.namespace,
                 poll_interval=args.poll_interval,
                 lease_time=args.lease_time,
+                start=args.start,
             ) as invalidator,
         ):
             print(f"aiodax streams: following {', '.join(args.table)}", file=sys.stderr, flush=True)

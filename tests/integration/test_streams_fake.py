@@ -261,3 +261,30 @@ async def test_a_redis_outage_is_waited_out_and_loses_nothing(
                 return False
 
         await _until(b_sent, "the drop sent after the outage")
+
+
+async def test_start_latest_drops_the_table_once_then_follows_the_tip(
+    server: RedisServer, raw_redis: redis.Redis
+) -> None:
+    streams = FakeStreams(TABLE)
+    streams.write(_key("old1"))
+    streams.write(_key("old2"))
+    async with _running(streams, server, start="latest"):
+        await _until(_has(raw_redis, [(TABLE, None)]), "the table's drop")
+        streams.write(_key("new"))
+        await _until(_has(raw_redis, [(TABLE, None), (TABLE, "new")]), "the new record's drop")
+    # Checkpointed: a restart resumes after it, whatever ``start`` says.
+    streams.write(_key("later"))
+    async with _running(streams, server, start="latest"):
+        await _until(
+            _has(raw_redis, [(TABLE, None), (TABLE, "new"), (TABLE, "later")]), "the resumed drop"
+        )
+
+
+def test_bad_options_are_refused() -> None:
+    streams = FakeStreams(TABLE)
+    for options in ({"start": "now"}, {"poll_interval": 0}, {"lease_time": True}):
+        with pytest.raises(aiodax.ConfigurationError):
+            aiodax.StreamsInvalidator([TABLE], client=streams, redis="redis://127.0.0.1", **options)
+    with pytest.raises(aiodax.ConfigurationError):
+        aiodax.StreamsInvalidator(TABLE, client=streams, redis="redis://127.0.0.1")

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, Self
 from botocore.exceptions import ClientError
 
 from .._errors import ConfigurationError, MissingExtraError, StreamNotEnabledError
-from .._rules.streams import Action, Shard, readable_shards
+from .._rules.streams import Action, Shard, backoff, readable_shards
 from .._tiers import Invalidation
 from .._tiers.redis.config import RedisTier
 from ._common import Counters, ReadOptions, StreamGone, action_of
@@ -275,16 +275,26 @@ class StreamsInvalidator:
             del self._readers[key]
 
     async def _describe(self, arn: str) -> tuple[str, list[Shard]]:
-        """The stream's status and every shard, following ``LastEvaluatedShardId``."""
+        """The stream's status and every shard, following ``LastEvaluatedShardId``;
+        throttling is waited out."""
         shards: list[Shard] = []
         request: dict[str, Any] = {"StreamArn": arn}
+        throttled = 0
         while True:
             try:
                 answer = await self._client.describe_stream(**request)
             except ClientError as error:
-                if action_of(error) is Action.GONE:
+                action = action_of(error)
+                if action is Action.GONE:
                     raise StreamGone(str(error)) from error
-                raise
+                if action is not Action.BACKOFF:
+                    raise
+                # DescribeStream's own limit (10 a second per account) is easily met.
+                assert self._counters is not None
+                self._counters.throttles += 1
+                throttled += 1
+                await asyncio.sleep(backoff(throttled, random.random))
+                continue
             description = answer["StreamDescription"]
             shards.extend(Shard.of(shard) for shard in description.get("Shards") or ())
             last = description.get("LastEvaluatedShardId")

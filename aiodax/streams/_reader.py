@@ -105,6 +105,10 @@ class ShardReader:
                     self._counters.throttles += 1
                     throttled += 1
                     await asyncio.sleep(backoff(throttled, self._rand))
+                    # Throttled for longer than the lease lasts: keep it.
+                    if not await self._redis_step(redis.claim, table, shard):
+                        self._counters.lost_leases += 1
+                        return Outcome.LOST
                 elif action is Action.GONE:
                     raise StreamGone(str(error)) from error
                 else:

@@ -47,6 +47,16 @@ async def _until(check: Callable[[], Awaitable[bool]], what: str, within: float 
         raise AssertionError(f"{what} did not happen within {within} s") from None
 
 
+def _checkpointed(raw: redis.Redis, shard: str, number: str) -> Callable[[], Awaitable[bool]]:
+    """Whether ``shard``'s checkpoint is ``number`` (the batch's last record)."""
+
+    async def check() -> bool:
+        found = await raw.hget(f"{Keys(NAMESPACE).prefix}s:c:{TABLE}", shard)
+        return bool(found == number.encode())
+
+    return check
+
+
 def _invalidator(
     streams: FakeStreams, server: RedisServer, **options: Any
 ) -> aiodax.StreamsInvalidator:
@@ -100,9 +110,9 @@ async def test_a_restart_resumes_after_its_checkpoint(
     server: RedisServer, raw_redis: redis.Redis
 ) -> None:
     streams = FakeStreams(TABLE)
-    streams.write(_key("a"))
+    first = streams.write(_key("a"))
     async with _running(streams, server):
-        await _until(_has(raw_redis, [(TABLE, "a")]), "the first drop")
+        await _until(_checkpointed(raw_redis, streams.shard_ids[0], first), "the checkpoint")
     streams.write(_key("b"))
     async with _running(streams, server):
         await _until(_has(raw_redis, [(TABLE, "a"), (TABLE, "b")]), "the second drop")
@@ -146,10 +156,10 @@ async def test_trimmed_past_the_checkpoint_drops_the_table_and_reads_from_the_ho
     server: RedisServer, raw_redis: redis.Redis
 ) -> None:
     streams = FakeStreams(TABLE)
-    streams.write(_key("a"))
-    async with _running(streams, server):
-        await _until(_has(raw_redis, [(TABLE, "a")]), "the first drop")
+    first = streams.write(_key("a"))
     shard = streams.shard_ids[0]
+    async with _running(streams, server):
+        await _until(_checkpointed(raw_redis, shard, first), "the checkpoint")
     streams.write(_key("lost"))
     streams.write(_key("kept"))
     streams.trim(shard, 2)  # "a" and "lost" are gone while no invalidator ran
@@ -170,11 +180,16 @@ async def test_expired_iterators_and_throttling_lose_nothing(
         streams.expire_iterators()
         streams.fail("get_records", "LimitExceededException", times=3)
         streams.fail("get_records", "InternalServerError")
+        streams.fail("describe_stream", "LimitExceededException", times=2)
         streams.write(_key("b"))
         await _until(_has(raw_redis, [(TABLE, "a"), (TABLE, "b")]), "the second drop")
+        await _until(
+            lambda: _async(streams.calls["describe_stream"] >= 5), "listings after throttling"
+        )
         stats = invalidator.stats()
         assert stats["ExpiredIterators"] >= 1
-        assert stats["Throttles"] == 4
+        assert stats["Throttles"] == 6
+        assert stats["ShardsReading"] == 1
 
 
 @pytest.mark.parametrize("end", ["delete", "disable"])
@@ -271,8 +286,16 @@ async def test_start_latest_drops_the_table_once_then_follows_the_tip(
     streams.write(_key("old2"))
     async with _running(streams, server, start="latest"):
         await _until(_has(raw_redis, [(TABLE, None)]), "the table's drop")
-        streams.write(_key("new"))
+        new = streams.write(_key("new"))
         await _until(_has(raw_redis, [(TABLE, None), (TABLE, "new")]), "the new record's drop")
+
+        async def checkpointed() -> bool:
+            found = await raw_redis.hget(
+                f"{Keys(NAMESPACE).prefix}s:c:{TABLE}", streams.shard_ids[0]
+            )
+            return bool(found == new.encode())
+
+        await _until(checkpointed, "the checkpoint")
     # Checkpointed: a restart resumes after it, whatever ``start`` says.
     streams.write(_key("later"))
     async with _running(streams, server, start="latest"):

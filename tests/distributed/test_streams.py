@@ -156,6 +156,13 @@ async def test_bypassing_writes_stop_being_served_everywhere(
     ) as invalidator:
         # It starts at the trim horizon: the write before it started is dropped too.
         await _everywhere(workers, table, "a", "new")
+        await eventually(
+            lambda: _bus_length(redis_server, namespace),
+            lambda length: length >= 6,
+            what="the records before it started replayed",
+        )
+        # Held again (old values, hits), so that each drop below is the stream's doing.
+        await _hold(workers, table, ["b", "c", "d", "e"])
         await plain.update_item(
             TableName=table,
             Key=_key("b"),
@@ -180,7 +187,12 @@ async def test_bypassing_writes_stop_being_served_everywhere(
                 within=WITHIN,
                 what=f"{worker.name}'s page",
             )
-        assert invalidator.stats()["Records"] >= 10
+        # Five puts before, then one of each write kind: each a record.
+        await eventually(
+            lambda: asyncio.sleep(0, invalidator.stats()["Records"]),
+            lambda records: records >= 10,
+            what="every record counted",
+        )
 
 
 @contextlib.asynccontextmanager
@@ -242,6 +254,12 @@ async def test_a_killed_invalidator_restarted_resumes_while_writes_land(
     for sk in sks:
         await plain.put_item(TableName=table, Item=_item(sk, "old"))
     async with _command(upstream, redis_server.url, namespace, table, log):
+        # It starts at the trim horizon: the twelve puts first, before anything is held.
+        await eventually(
+            lambda: _bus_length(redis_server, namespace),
+            lambda length: length >= len(sks),
+            what="the first puts replayed",
+        )
         await _hold(workers, table, sks)
         await plain.put_item(TableName=table, Item=_item(sks[0], "new"))
         await _everywhere(workers, table, sks[0], "new")
@@ -291,6 +309,11 @@ async def test_two_invalidators_share_a_table(
             lambda reading: sum(reading) >= 1 and (one.stats()["Polls"] + two.stats()["Polls"]) > 0,
             what="a reader",
         )
+        await eventually(
+            lambda: _bus_length(redis_server, namespace),
+            lambda length: length >= 2,
+            what="the first puts replayed",
+        )
         await _hold(workers, table, ["a", "b"])
         await plain.put_item(TableName=table, Item=_item("a", "new"))
         await _everywhere(workers, table, "a", "new")
@@ -304,6 +327,15 @@ async def test_two_invalidators_share_a_table(
         await plain.put_item(TableName=table, Item=_item("b", "new"))
         await _everywhere(workers, table, "b", "new")
         assert standby.stats()["Records"] >= 1
+
+
+async def _bus_length(server: RedisServer, namespace: str) -> int:
+    """How many messages the namespace's bus holds."""
+    client = aioredis.Redis.from_url(server.url)
+    try:
+        return int(await client.xlen(f"aiodax:v1:{{{namespace}}}:bus"))
+    finally:
+        await client.aclose()
 
 
 async def _checkpoints(server: RedisServer, namespace: str, table: str) -> dict[Any, Any]:

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 _LOG: Final = logging.getLogger("aiodax.streams")
 _LIVE: Final = frozenset({"ENABLED", "ENABLING"})
+#: How long closing waits for the shards' readers to stop (s).
+SHUTDOWN_TIMEOUT: Final = 10.0
 
 
 class StreamsInvalidator:
@@ -174,7 +176,11 @@ class StreamsInvalidator:
         for task in readers.values():
             task.cancel()
         if readers:
-            await asyncio.wait(readers.values())
+            # Bounded: a reader stuck in a call that ignores cancellation must not
+            # keep the invalidator from closing (its lease then expires).
+            _, pending = await asyncio.wait(readers.values(), timeout=SHUTDOWN_TIMEOUT)
+            if pending:
+                _LOG.error("aiodax: %d shard reader(s) did not stop when told to", len(pending))
         redis, self._redis = self._redis, None
         if redis is None:
             return

@@ -70,7 +70,8 @@ def _invalidator(
 async def _running(
     streams: FakeStreams, server: RedisServer, **options: Any
 ) -> AsyncIterator[aiodax.StreamsInvalidator]:
-    async with _invalidator(streams, server, **options) as invalidator:
+    # Bounded as a whole: a hang here fails the test, with its traceback.
+    async with asyncio.timeout(60), _invalidator(streams, server, **options) as invalidator:
         yield invalidator
 
 

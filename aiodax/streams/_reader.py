@@ -188,6 +188,11 @@ async def redis_step(
         try:
             return await step(*args, **kwargs)
         except _REDIS_FAILURES as error:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # A cancellation that met the client's own read timeout may come
+                # out as a timeout: it is still a cancellation, never retried.
+                raise asyncio.CancelledError from error
             attempt += 1
             counters.redis_failures += 1
             if attempt == 1:

@@ -293,9 +293,11 @@ async def run() -> str:
     propagation = markdown_table(
         [
             "writer → other processes",
-            "p50 ms",
-            "p99 ms",
-            "max ms",
+            "after return p50 ms",
+            "p99",
+            "max",
+            "after send p50 ms",
+            "p99",
             "reads/s per reader (min)",
             "never seen",
         ],

@@ -217,6 +217,7 @@ class Loader:
         *,
         lives_until: float | None = None,
         refresh: bool = False,
+        eventual_only: bool = False,
         parts: tuple[Load, ...] = (),
     ) -> Loaded:
         """DynamoDB's answer to one read of ``table`` (``key``: a GetItem's), through
@@ -224,8 +225,9 @@ class Loader:
 
         ``lives_until``: the answer is kept at most until then (a secondary-index
         page read inside a fence); ``refresh``: a background reload of an entry
-        still served; ``parts``: a BatchGetItem's keys (``Load.parts``).  They tell
-        the tier what it may answer with.
+        still served; ``eventual_only``: DynamoDB has no consistent read of it (a
+        secondary index); ``parts``: a BatchGetItem's keys (``Load.parts``).  They
+        tell the tier what it may answer with.
         """
         shared = self._shared
         consistent = request.get("ConsistentRead") is True or (
@@ -234,8 +236,9 @@ class Loader:
         )
         if consistent:
             shared.stats.consistent_fills += 1
-        ttl = negative_ttl = 0.0
+        ttl = negative_ttl = fence = 0.0
         if table is not None:
+            fence = self._fence(table)
             ttls = shared.ttls(table)
             if operation == "get_item":
                 ttl, negative_ttl = ttls.item, ttls.negative
@@ -253,6 +256,8 @@ class Loader:
             negative_ttl=negative_ttl,
             fenced=consistent or lives_until is not None,
             refresh=refresh,
+            fence=fence,
+            eventual_only=eventual_only,
             parts=parts,
         )
 
@@ -292,9 +297,15 @@ class Loader:
                     negative_ttl=ttls.negative,
                     fenced=spec.get("ConsistentRead") is True,
                     refresh=refresh,
+                    fence=self._fence(table),
                 )
             )
         return tuple(parts)
+
+    def _fence(self, table: TableToken) -> float:
+        """Seconds a drop fences fills of ``table`` (``0``: its fills never fence)."""
+        fills = self._shared.fills(table)
+        return fills.fence if fills.fences else 0.0
 
     async def batch(
         self,

@@ -185,7 +185,13 @@ class PageReads:
                 else:
                     lives_until = guards.fence_end(scopes)
             loaded = await loader.send(
-                backend, operation, request, table, lives_until=lives_until, refresh=background
+                backend,
+                operation,
+                request,
+                table,
+                lives_until=lives_until,
+                refresh=background,
+                eventual_only=not readable_consistently,
             )
             return {store_key: (freeze_page(loaded.answer), loaded.answer, loaded.age)}
 

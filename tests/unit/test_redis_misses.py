@@ -11,7 +11,17 @@ import pytest
 from aiodax._tiers import Load
 from aiodax._tiers.redis.envelope import decode
 from aiodax._tiers.redis.keys import Keys
-from aiodax._tiers.redis.misses import Miss, batch_answer, miss_of, narrowed, shared_copy, split
+from aiodax._tiers.redis.misses import (
+    Miss,
+    batch_answer,
+    consistent_request,
+    fence_end,
+    in_fence,
+    miss_of,
+    narrowed,
+    shared_copy,
+    split,
+)
 
 KEYS = Keys("ns")
 GENERATIONS = ("", "1", "2")
@@ -173,3 +183,68 @@ def test_a_batch_answered_by_copies_alone_has_no_capacity_and_nothing_unprocesse
     assert answer["Responses"] == {"t": [], "u": []}
     assert answer["UnprocessedKeys"] == {}
     assert "ConsumedCapacity" not in answer
+
+
+# ------------------------------------------------------------ another process's fence
+
+
+def test_a_fence_ends_its_length_after_the_latest_generation_moved() -> None:
+    assert fence_end(("", "4:1000", "9:1500"), 2.0) == 3500
+    assert fence_end(("", "", ""), 2.0) is None  # nothing ever dropped
+    assert fence_end(("3", "", "7"), 2.0) is None  # generations that say no time
+    assert fence_end(("", "4:1000", ""), 0.0) is None  # the table does not fence
+
+
+def test_a_lease_inside_a_fence_reads_consistently_and_its_copy_says_so() -> None:
+    found = miss(get("a", fence=2.0))
+    in_fence(found, ("", "", "9:1000"), now=2_500)
+    assert (found.fenced_until, found.consistent) == (3_000, True)
+    assert consistent_request(found) == {
+        "TableName": "t",
+        "Key": {"pk": {"S": "a"}},
+        "ConsistentRead": True,
+    }
+    found.answer = {"Item": {"pk": {"S": "a"}}}
+    copy, ttl, _ = shared_copy(found, ("", "", "9:1000"), 2_600, LIMIT, 500)
+    envelope = decode(copy, LIMIT)
+    assert envelope is not None and envelope.consistent
+    assert ttl == 60_000  # a consistent read is good for its whole TTL
+
+
+def test_a_lease_after_the_fence_or_already_consistent_is_left_alone() -> None:
+    late = miss(get("a", fence=2.0))
+    in_fence(late, ("", "", "9:1000"), now=3_000)
+    assert (late.fenced_until, late.consistent, consistent_request(late)) == (None, False, None)
+    request = {"TableName": "t", "Key": {"pk": {"S": "a"}}, "ConsistentRead": True}
+    consistent = miss(get("a", fence=2.0, request=request))
+    in_fence(consistent, ("", "", "9:1000"), now=1_500)
+    assert (consistent.fenced_until, consistent.consistent) == (None, False)
+
+
+def test_a_secondary_index_page_inside_a_fence_is_shared_until_the_fence_ends() -> None:
+    page = miss(
+        Load(
+            "query",
+            {"TableName": "t", "IndexName": "g"},
+            table="t",
+            ttl=60.0,
+            fence=2.0,
+            eventual_only=True,
+        )
+    )
+    in_fence(page, ("", "", "9:1000"), now=1_500)
+    assert (page.fenced_until, page.consistent) == (3_000, False)
+    page.answer = {"Items": [], "Count": 0, "ScannedCount": 0}
+    copy, ttl, _ = shared_copy(page, ("", "", "9:1000"), 1_600, LIMIT, 500)
+    envelope = decode(copy, LIMIT)
+    assert ttl == 1_400 and envelope is not None and not envelope.consistent
+    assert shared_copy(page, ("", "", "9:1000"), 3_100, LIMIT, 500)[1] == 500  # a refusal
+
+
+def test_a_batch_with_a_key_inside_a_fence_reads_that_table_consistently() -> None:
+    a, b, _, d = parts()
+    a.consistent = True
+    request = narrowed(BATCH, [a, b, d])
+    assert request["RequestItems"]["t"]["ConsistentRead"] is True
+    assert "ConsistentRead" not in request["RequestItems"]["u"]
+    assert (a.consistent, b.consistent, d.consistent) == (True, True, False)

@@ -39,7 +39,11 @@ BatchGetItem answer, its age the oldest copy's.
 **What a copy may answer.**  A fenced load (``Load.fenced``) takes only a copy read
 with ``ConsistentRead`` under the current generations: its lease came after every
 drop that reached Redis, so its read saw every write before them.  A refresh
-(``Load.refresh``) takes only a copy read after it began.  While this process's
+(``Load.refresh``) takes only a copy read after it began.  A lease taken inside the
+fence of a drop (its generations say when they moved) reads consistently, or shares
+its answer only until the fence ends (``misses.in_fence``): the drop may be another
+process's whose message has not reached this one yet, and a lagging replica's answer
+must not become every process's copy for a TTL.  While this process's
 bus holds drops Redis has not taken yet, the copies in Redis do not know of them:
 every load goes straight to DynamoDB.
 
@@ -66,7 +70,16 @@ from .bus import StreamBus
 from .commands import L2Commands, Reply, Unavailable
 from .envelope import Envelope, Generations, decode, with_metadata
 from .link import RedisLink
-from .misses import Miss, batch_answer, miss_of, narrowed, shared_copy, split
+from .misses import (
+    Miss,
+    batch_answer,
+    consistent_request,
+    in_fence,
+    miss_of,
+    narrowed,
+    shared_copy,
+    split,
+)
 from .wakeups import Wakeups, listen_for_fills
 
 #: ``GET_OR_LEASE``'s answers.
@@ -101,6 +114,7 @@ class RedisL2:
         self.too_big = 0
         self.lease_waits = 0
         self.takeovers = 0
+        self.fenced_reads = 0
 
     # ------------------------------------------------------------ the loads
 
@@ -112,7 +126,7 @@ class RedisL2:
             return Loaded(await fetch())
 
         async def read(misses: list[Miss]) -> None:
-            answer = await fetch()
+            answer = await fetch(consistent_request(miss))
             for each in misses:  # this miss alone
                 each.answer, each.done = answer, True
 
@@ -208,6 +222,8 @@ class RedisL2:
             if kind == LEASED:
                 self.misses += 1
                 self.takeovers += miss.waited
+                in_fence(miss, generations, now)
+                self.fenced_reads += miss.consistent
                 leased.append((miss, generations))
                 continue
             envelope = self._copy_of(miss, payload, generations, now)
@@ -357,5 +373,6 @@ class RedisL2:
             "L2TooBig": self.too_big,
             "LeaseWaits": self.lease_waits,
             "LeaseTakeovers": self.takeovers,
+            "L2FencedReads": self.fenced_reads,
             "L2Errors": self._redis.errors,
         }

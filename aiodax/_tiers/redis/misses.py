@@ -51,6 +51,16 @@ class Miss:
     answer: dict[str, Any] | None = None
     from_copy: bool = False
     age: float = 0.0
+    #: its lease came inside the fence of a drop this process may not have heard of
+    #: yet: until then (Redis's ms), a read not consistent may be a lagging replica's
+    fenced_until: int | None = None
+    #: read by the tier with ``ConsistentRead`` for that fence
+    consistent: bool = False
+
+    @property
+    def reads_consistently(self) -> bool:
+        """Whether its read (to be) sent has ``ConsistentRead``."""
+        return self.consistent or self.load.request.get("ConsistentRead") is True
 
 
 def miss_of(load: Load, keys: Keys) -> Miss | None:
@@ -78,6 +88,36 @@ def miss_of(load: Load, keys: Keys) -> Miss | None:
     return Miss(load, target, secrets.token_hex(8), "lease" if load.refresh else "read")
 
 
+def fence_end(generations: Generations, fence: float) -> int | None:
+    """When the fence of the latest drop among ``generations`` ends (Redis's ms), or
+    ``None``: no fence, or no time in them (``scripts.PUBLISH``: ``<seq>:<ms>``)."""
+    if fence <= 0:
+        return None
+    moved = []
+    for generation in generations:
+        _, colon, at = generation.partition(":")
+        if colon and at.isdigit():
+            moved.append(int(at))
+    return max(moved) + int(fence * 1000) if moved else None
+
+
+def in_fence(miss: Miss, generations: Generations, now: int) -> None:
+    """Mark a leased miss whose lease came inside a drop's fence (``Miss.fenced_until``),
+    unless its read is consistent anyway: it reads as a fenced fill of this process
+    would (``Load.fence``)."""
+    if miss.reads_consistently:
+        return
+    end = fence_end(generations, miss.load.fence)
+    if end is not None and end > now:
+        miss.fenced_until = end
+        miss.consistent = not miss.load.eventual_only
+
+
+def consistent_request(miss: Miss) -> dict[str, Any] | None:
+    """What a single load's read sends instead, inside a fence (``None``: its own)."""
+    return {**miss.load.request, "ConsistentRead": True} if miss.consistent else None
+
+
 def shared_copy(
     miss: Miss, generations: Generations, stored_at: int, max_bytes: int, lease_ms: int
 ) -> tuple[bytes, int, bool]:
@@ -88,6 +128,10 @@ def shared_copy(
     load, answer = miss.load, miss.answer or {}
     missing = load.operation == "get_item" and answer.get("Item") is None
     ttl = ttl_ms(load.negative_ttl if missing else load.ttl)
+    consistent = miss.reads_consistently
+    if miss.fenced_until is not None and not consistent:
+        # Perhaps a lagging replica's: shared no longer than the fence.
+        ttl = max(0, min(ttl, miss.fenced_until - stored_at))
     envelope = Envelope(
         load.site,
         load.operation,
@@ -97,7 +141,7 @@ def shared_copy(
         generations,
         stored_at,
         ttl,
-        load.request.get("ConsistentRead") is True,
+        consistent,
         shared_answer(load.operation, answer),
     )
     too_big = False
@@ -131,17 +175,24 @@ def _refusal(envelope: Envelope, ttl: int) -> Envelope:
 
 
 def narrowed(request: dict[str, Any], misses: Iterable[Miss]) -> dict[str, Any]:
-    """``request``, a BatchGetItem, asking for the keys of ``misses`` only."""
+    """``request``, a BatchGetItem, asking for the keys of ``misses`` only; a table
+    with a key read inside a fence (``Miss.consistent``) is read consistently, and so
+    are all its keys in it (marked so)."""
+    chosen = list(misses)
     tables = request["RequestItems"]
+    consistent = {miss.load.request["TableName"] for miss in chosen if miss.consistent}
     asked: dict[str, Any] = {}
-    for miss in misses:
+    for miss in chosen:
         part = miss.load.request
         spelled = part["TableName"]
         spec = asked.get(spelled)
         if spec is None:
             spec = {name: value for name, value in tables[spelled].items() if name != "Keys"}
+            if spelled in consistent:
+                spec["ConsistentRead"] = True
             spec["Keys"] = []
             asked[spelled] = spec
+        miss.consistent = miss.consistent or spelled in consistent
         spec["Keys"].append(part["Key"])
     return {**request, "RequestItems": asked}
 

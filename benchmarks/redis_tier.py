@@ -106,8 +106,10 @@ def _servers() -> Iterator[tuple[str, str]]:
                 process.wait()
 
 
-def _tier(redis_url: str) -> aiodax.RedisTier:
-    return aiodax.RedisTier(redis_url, namespace=NAMESPACE)
+def _tier(redis_url: str, scenario: str = "") -> aiodax.RedisTier:
+    # A namespace per scenario: the shared copies of one are not the next one's (the
+    # item is reset between them by a write that bypasses the caches).
+    return aiodax.RedisTier(redis_url, namespace=f"{NAMESPACE}{scenario}")
 
 
 # ------------------------------------------------------------------ readers
@@ -116,23 +118,24 @@ def _tier(redis_url: str) -> aiodax.RedisTier:
 def _reader(
     redis_url: str,
     moto_url: str,
+    scenario: str,
     busy: bool,
     ready: EventType,
     stop: EventType,
     results: Any,
 ) -> None:
-    results.put(asyncio.run(_read(redis_url, moto_url, busy, ready, stop)))
+    results.put(asyncio.run(_read(redis_url, moto_url, scenario, busy, ready, stop)))
 
 
 async def _read(
-    redis_url: str, moto_url: str, busy: bool, ready: EventType, stop: EventType
+    redis_url: str, moto_url: str, scenario: str, busy: bool, ready: EventType, stop: EventType
 ) -> tuple[list[tuple[int, float]], int, float]:
     """(value, when the read that first returned it started), reads made, seconds."""
     seen: list[tuple[int, float]] = []
     reads = 0
     async with (
         aioboto3.Session().client("dynamodb", **client_kwargs(moto_url)) as raw,
-        aiodax.Cache(redis=_tier(redis_url)) as cache,
+        aiodax.Cache(redis=_tier(redis_url, scenario)) as cache,
     ):
         client = cache.wrap(raw)
         last = -1
@@ -162,9 +165,12 @@ async def _propagation(
     stop = context.Event()
     results = context.Queue()
     readies = [context.Event() for _ in range(processes - 1)]
+    scenario = f"-{processes}-{'busy' if busy else 'idle'}"
     await raw.put_item(TableName=TABLE, Item={**KEY, "v": {"N": "0"}})
     workers = [
-        context.Process(target=_reader, args=(redis_url, moto_url, busy, ready, stop, results))
+        context.Process(
+            target=_reader, args=(redis_url, moto_url, scenario, busy, ready, stop, results)
+        )
         for ready in readies
     ]
     for worker in workers:
@@ -175,7 +181,7 @@ async def _propagation(
             await loop.run_in_executor(None, ready.wait, 60)
         returned: dict[int, float] = {}
         sent: dict[int, float] = {}
-        async with aiodax.Cache(redis=_tier(redis_url)) as cache:
+        async with aiodax.Cache(redis=_tier(redis_url, scenario)) as cache:
             writer = cache.wrap(raw)
             await asyncio.sleep(0.5)  # every reader has the first value cached
             for value in range(1, WRITES + 1):

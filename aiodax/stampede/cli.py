@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import sys
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -32,7 +33,7 @@ from ..testing.servers import REGION, ServerUnavailable, dynamodb_local, moto_se
 from .load import OP_CHOICES, LoadSpec
 from .plot import matplotlib_available, write_plot
 from .processes import format_processes_report, run_processes
-from .report import format_report, report_object
+from .report import format_plan, format_report, report_object
 from .runs import run_stampede
 from .target import Target, TargetError
 
@@ -212,10 +213,16 @@ def _add_load_options(load: argparse._ArgumentGroup) -> None:
     defaults = LoadSpec()
 
     def option(
-        flag: str, parse: Callable[[str], Any], metavar: str | None, text: str, **extra: Any
+        flag: str,
+        parse: Callable[[str], Any],
+        metavar: str | None,
+        text: str,
+        shown: str | None = None,
+        **extra: Any,
     ) -> None:
         default = getattr(defaults, flag.removeprefix("--").replace("-", "_"))
-        shown = "%(default)g" if isinstance(default, float) else "%(default)s"
+        if shown is None:
+            shown = "%(default)g" if isinstance(default, float) else "%(default)s"
         load.add_argument(
             flag,
             type=parse,
@@ -264,8 +271,10 @@ def _add_load_options(load: argparse._ArgumentGroup) -> None:
         "--max-connections",
         _bounded_int(1, MAX_CONCURRENCY),
         "N",
-        "HTTP connections of each run's client; more than botocore's default of 10 spreads "
-        "the uncached run's queueing more fairly",
+        "HTTP connections of each run's client; fewer than --concurrency makes workers queue "
+        "for them, unfairly (botocore's default of 10 lets a worker that just finished take "
+        "its connection again before queued ones wake)",
+        shown="as many as --concurrency",
     )
 
 
@@ -332,6 +341,8 @@ async def _run(args: argparse.Namespace) -> int:
     try:
         async with contextlib.AsyncExitStack() as stack:
             target = await _target(args, stack)
+            if not args.json:
+                print(format_plan(spec, target) + "\n", flush=True)
             result = await run_stampede(
                 target, spec, on_progress=None if progress is None else progress.update
             )
@@ -417,14 +428,24 @@ async def _enter_in_thread(
 
 
 class _Progress:
-    """One line on a terminal's stderr, rewritten in place while a run goes on."""
+    """One line on a terminal's stderr, rewritten in place while a run goes on: the
+    requests finished, the seconds elapsed, and an estimate of those left."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
         self._stream = stream
+        self._clock = clock
         self._width = 0
+        self._run = ""
+        self._started = 0.0
 
     def update(self, run: str, finished: int, total: int, errors: int) -> None:
-        line = f"{run}: {finished:,}/{total:,} requests"
+        now = self._clock()
+        if run != self._run:
+            self._run, self._started = run, now
+        elapsed = now - self._started
+        line = f"{run}: {finished:,}/{total:,} requests, {elapsed:.1f} s"
+        if 0 < finished < total:
+            line += f", about {elapsed / finished * (total - finished):.0f} s left"
         if errors:
             line += f", {errors:,} errors"
         self._write(line)

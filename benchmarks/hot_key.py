@@ -34,7 +34,7 @@ from aiodax.testing import CountingProxy
 from aiodax.testing.servers import client_kwargs
 
 from ._common import environment, markdown_table
-from .redis_tier import _percentiles, _servers
+from .redis_tier import _first_seen, _percentiles, _servers, _stop
 
 TABLE = "aiodax-bench-hot"
 KEY = {"pk": {"S": "hot"}}
@@ -128,16 +128,13 @@ async def _scenario(
         gathered = [await loop.run_in_executor(None, results.get, True, 60) for _ in workers]
     finally:
         stop.set()
-        for worker in workers:
-            worker.join(30)
-            if worker.is_alive():
-                worker.kill()
+        _stop(workers)
     delays: list[float] = []
     rates: list[float] = []
     for seen, made, seconds in gathered:
         rates.append(made / seconds)
         for value, at in returned.items():
-            first = next((when for newer, when in seen if newer >= value), None)
+            first = _first_seen(seen, value)
             if first is not None:
                 delays.append(max(0.0, first - at))
     return {

@@ -194,17 +194,14 @@ async def _propagation(
         gathered = [await loop.run_in_executor(None, results.get, True, 60) for _ in workers]
     finally:
         stop.set()
-        for worker in workers:
-            worker.join(30)
-            if worker.is_alive():
-                worker.kill()
+        _stop(workers)
     after_return: list[float] = []
     after_send: list[float] = []
     rates: list[float] = []
     for seen, reads, seconds in gathered:
         rates.append(reads / seconds)
         for value, at in returned.items():
-            first = next((when for newer, when in seen if newer >= value), None)
+            first = _first_seen(seen, value)
             if first is not None:
                 # A reader may see the write before the writer returns: the bus
                 # is told before the write is acknowledged.
@@ -216,6 +213,19 @@ async def _propagation(
         "reads_per_s": min(rates),
         "missing": WRITES * (processes - 1) - len(after_return),
     }
+
+
+def _stop(workers: list[Any]) -> None:
+    """Wait for the reader processes to finish; kill what does not."""
+    for worker in workers:
+        worker.join(30)
+        if worker.is_alive():
+            worker.kill()
+
+
+def _first_seen(seen: list[tuple[int, float]], value: int) -> float | None:
+    """When a reader's first read returning ``value`` or newer started, if one did."""
+    return next((when for newer, when in seen if newer >= value), None)
 
 
 def _percentiles(delays: list[float]) -> dict[str, float]:

@@ -74,6 +74,7 @@ from .misses import (
     Miss,
     batch_answer,
     consistent_request,
+    identity,
     in_fence,
     miss_of,
     narrowed,
@@ -247,18 +248,10 @@ class RedisL2:
     ) -> Envelope | None:
         """The copy Redis gave for ``miss``, if it is one of its load, unexpired and
         read under the ``generations`` of ``now``; else counted as rejected."""
-        load = miss.load
         envelope = decode(payload, self._link.tier.max_value_bytes)
         if (
             envelope is None
-            or not envelope.answers(
-                load.site,
-                load.operation,
-                load.table or "",
-                load.key,
-                miss.target.digest,
-                generations,
-            )
+            or not envelope.answers(*identity(miss, generations))
             or envelope.remaining_ms(now) <= 0
         ):
             self.rejected += 1

@@ -118,6 +118,15 @@ def consistent_request(miss: Miss) -> dict[str, Any] | None:
     return {**miss.load.request, "ConsistentRead": True} if miss.consistent else None
 
 
+def identity(
+    miss: Miss, generations: Generations
+) -> tuple[str, str, str, ItemKey | None, str, Generations]:
+    """What a copy of ``miss`` records of the load it answers (``Envelope``'s first
+    fields, ``Envelope.answers``'s arguments)."""
+    load = miss.load
+    return (load.site, load.operation, load.table or "", load.key, miss.target.digest, generations)
+
+
 def shared_copy(
     miss: Miss, generations: Generations, stored_at: int, max_bytes: int, lease_ms: int
 ) -> tuple[bytes, int, bool]:
@@ -133,12 +142,7 @@ def shared_copy(
         # Perhaps a lagging replica's: shared no longer than the fence.
         ttl = max(0, min(ttl, miss.fenced_until - stored_at))
     envelope = Envelope(
-        load.site,
-        load.operation,
-        load.table or "",
-        load.key,
-        miss.target.digest,
-        generations,
+        *identity(miss, generations),
         stored_at,
         ttl,
         consistent,

@@ -126,4 +126,3 @@ async def test_close_unregisters_and_stops_timing(
     assert scrape(registry) == {}
     again = PrometheusMetrics(cached.cache, registry)  # the names are free again
     again.close()
-

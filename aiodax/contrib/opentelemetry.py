@@ -99,7 +99,7 @@ class OpenTelemetry:
             unit="s",
             description="seconds a caller waited for another caller's miss it joined",
         )
-        cache._engine.shared.observers += (self,)
+        cache._engine.add_observer(self)
 
     # Metrics read at collection time -------------------------------------------
 
@@ -189,5 +189,4 @@ class OpenTelemetry:
     def close(self) -> None:
         """Stop: no more spans or measurements (observable instruments report nothing)."""
         self._closed = True
-        shared = self._cache._engine.shared
-        shared.observers = tuple(o for o in shared.observers if o is not self)
+        self._cache._engine.remove_observer(self)

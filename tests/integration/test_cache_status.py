@@ -9,6 +9,7 @@ import pytest
 from types_aiobotocore_dynamodb import DynamoDBClient
 
 import aiodax
+from aiodax._observe import BackendCall, CoalescedWait
 from aiodax.testing import InstrumentedClient
 from tests.servers import MakeTable
 from tests.support import Unprocessing
@@ -115,3 +116,50 @@ async def test_a_write_dropping_a_whole_table_is_logged(
         table in record.getMessage() and "entries dropped" in record.getMessage()
         for record in caplog.records
     ), caplog.records
+
+
+class Failing:
+    """An observer that raises on everything it is told."""
+
+    def backend_call(self, call: BackendCall) -> None:
+        raise RuntimeError("observer broke")
+
+    def coalesced_wait(self, wait: CoalescedWait) -> None:
+        raise RuntimeError("observer broke")
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.calls: list[BackendCall] = []
+
+    def backend_call(self, call: BackendCall) -> None:
+        self.calls.append(call)
+
+    def coalesced_wait(self, wait: CoalescedWait) -> None:
+        raise AssertionError("no wait expected")
+
+
+async def test_an_observer_that_fails_fails_no_request(
+    cached: aiodax.CachedClient, table: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = cached.cache._engine
+    recording = Recording()
+    engine.add_observer(Failing())
+    engine.add_observer(recording)
+    await cached.put_item(TableName=table, Item={"pk": {"S": "a"}})
+    assert (await cached.get_item(TableName=table, Key=key("b")))["ResponseMetadata"][
+        "CacheStatus"
+    ] == "miss"
+    assert [(call.operation, call.kind) for call in recording.calls] == [
+        ("describe_table", "other"),
+        ("put_item", "write"),
+        ("get_item", "miss"),
+    ]
+    assert all(call.error is None and call.seconds >= 0 for call in recording.calls)
+    assert any("observer" in record.getMessage() for record in caplog.records)
+    instrumented: InstrumentedClient = cached.wrapped  # type: ignore[assignment]
+    instrumented.fail("get_item", "ValidationException")
+    with pytest.raises(Exception, match="ValidationException"):
+        await cached.get_item(TableName=table, Key=key("c"))
+    assert recording.calls[-1].error is not None
+    assert recording.calls[-1].answer is None

@@ -34,7 +34,15 @@ from .._backend import (
 )
 from .._log import LOG as _LOG
 from .._rules.tables import table_token
-from .._rules.writes import INVALIDATE, ItemRef, Outcome, WritePlan, plan_write, tables_named
+from .._rules.writes import (
+    INVALIDATE,
+    PARTIQL_OPERATIONS,
+    ItemRef,
+    Outcome,
+    WritePlan,
+    plan_write,
+    tables_named,
+)
 from .guards import WriteTicket
 from .invalidation import Invalidator
 from .items import ItemReads
@@ -65,6 +73,9 @@ class WriteThrough:
         }
         plan = plan_write(operation, request, schemas)
         if plan is None:
+            if operation in PARTIQL_OPERATIONS:
+                # PartiQL that writes nothing: a read, never cached.
+                return await shared.pass_through(backend, operation, request, "bypass")
             return await shared.call(backend, operation, request, "write")
         shared.check_open()
         ticket = shared.guards.begin(plan, site)

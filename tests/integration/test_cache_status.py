@@ -44,6 +44,25 @@ async def test_reads_the_cache_does_not_serve_are_marked_bypass(
     assert status(await cached.batch_get_item(RequestItems=batch)) == "bypass"
 
 
+async def test_transactional_reads_and_partiql_selects_are_marked_bypass(
+    cached: aiodax.CachedClient, instrumented: InstrumentedClient, table: str
+) -> None:
+    await cached.put_item(TableName=table, Item={"pk": {"S": "a"}})
+    answer = await cached.transact_get_items(
+        TransactItems=[{"Get": {"TableName": table, "Key": key("a")}}]
+    )
+    assert answer["Responses"] == [{"Item": {"pk": {"S": "a"}}}]
+    assert status(answer) == "bypass"
+    assert cached.cache.stats()["BackendRequests"]["transact_get_items"] == 1
+    select = await cached.execute_statement(
+        Statement=f'SELECT * FROM "{table}" WHERE pk = ?', Parameters=[{"S": "a"}]
+    )
+    assert select["Items"] == [{"pk": {"S": "a"}}]
+    assert status(select) == "bypass"
+    # A SELECT drops nothing: the item is still a hit.
+    assert status(await cached.get_item(TableName=table, Key=key("a"))) == "hit"
+
+
 async def test_a_pages_time_to_live_of_zero_makes_every_page_a_bypass(
     instrumented: InstrumentedClient, table: str
 ) -> None:

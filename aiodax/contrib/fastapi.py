@@ -15,7 +15,7 @@ Needs ``pip install 'aiodax[fastapi]'``.  The whole of it::
     ]
 
     @app.get("/orders/{user}/{order}")
-    async def get_order(user: str, order: str, orders: Orders) -> dict[str, object]:
+    async def get_order(user: str, order: str, orders: Orders):  # Decimals as numbers
         return (await orders.get_item(Key={"pk": user, "sk": order})).get("Item", {})
 
 ``lifespan`` opens one ``Cache`` and one cached resource when the server starts

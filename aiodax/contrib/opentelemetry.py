@@ -25,8 +25,10 @@ collection time.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from . import require
 
@@ -53,20 +55,14 @@ __all__ = ["OpenTelemetry"]
 Callback = Callable[[CallbackOptions], Iterable[Observation]]
 
 
-class OpenTelemetry:
-    """The metrics and spans of ``cache``; see the module docstring."""
+class _Instruments:
+    """The instruments of one meter, made once: an SDK meter keeps the first of
+    two instruments of one name and drops the second's callbacks, so every
+    ``OpenTelemetry`` of a meter reports through these, summed over its caches."""
 
-    def __init__(
-        self,
-        cache: Cache,
-        *,
-        tracer_provider: trace.TracerProvider | None = None,
-        meter_provider: metrics.MeterProvider | None = None,
-    ) -> None:
-        self._cache = cache
-        self._closed = False
-        self._tracer = trace.get_tracer("aiodax", __version__, tracer_provider)
-        meter = metrics.get_meter("aiodax", __version__, meter_provider)
+    def __init__(self, meter: metrics.Meter) -> None:
+        #: the caches instrumented on this meter and not closed
+        self.caches: list[Cache] = []
         for stat in TABLE_COUNTERS.values():
             meter.create_observable_counter(
                 "aiodax." + metric_name(stat),
@@ -89,50 +85,77 @@ class OpenTelemetry:
                 meter.create_observable_gauge if stat in GAUGES else meter.create_observable_counter
             )
             make("aiodax." + metric_name(stat), [self._total(stat)], unit, DESCRIPTIONS[stat])
-        self._durations = meter.create_histogram(
+        self.durations = meter.create_histogram(
             "db.client.operation.duration",
             unit="s",
             description="seconds a request sent to DynamoDB took (misses, writes, bypasses)",
         )
-        self._waits = meter.create_histogram(
+        self.waits = meter.create_histogram(
             "aiodax.coalesced_wait.duration",
             unit="s",
             description="seconds a caller waited for another caller's miss it joined",
         )
-        cache._engine.add_observer(self)
 
-    # Metrics read at collection time -------------------------------------------
-
-    def _stats(self) -> dict[str, Any] | None:
-        return None if self._closed else self._cache.stats()
+    def _summed(
+        self, values: Callable[[dict[str, Any]], Iterable[tuple[str, int]]]
+    ) -> Counter[str]:
+        summed: Counter[str] = Counter()
+        for cache in self.caches:
+            for label, value in values(cache.stats()):
+                summed[label] += value
+        return summed
 
     def _per_table(self, stat: str) -> Callback:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
-            stats = self._stats()
-            if stats is None:
-                return []
-            return [
-                Observation(counts[stat], {"db.collection.name": table})
-                for table, counts in stats["Tables"].items()
-            ]
+            summed = self._summed(
+                lambda stats: ((table, counts[stat]) for table, counts in stats["Tables"].items())
+            )
+            return [Observation(value, {"db.collection.name": t}) for t, value in summed.items()]
 
         return observe
 
     def _backend_requests(self, options: CallbackOptions) -> Iterable[Observation]:
-        stats = self._stats()
-        if stats is None:
-            return []
+        summed = self._summed(lambda stats: stats["BackendRequests"].items())
         return [
             Observation(count, {"db.operation.name": operation_name(operation)})
-            for operation, count in stats["BackendRequests"].items()
+            for operation, count in summed.items()
         ]
 
     def _total(self, stat: str) -> Callback:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
-            stats = self._stats()
-            return [] if stats is None else [Observation(stats[stat])]
+            if not self.caches:
+                return []
+            return [Observation(sum(cache.stats()[stat] for cache in self.caches))]
 
         return observe
+
+
+#: Each meter's instruments (``_Instruments``), made at its first ``OpenTelemetry``.
+_INSTRUMENTS: WeakKeyDictionary[metrics.Meter, _Instruments] = WeakKeyDictionary()
+
+
+class OpenTelemetry:
+    """The metrics and spans of ``cache``; see the module docstring.  The metrics of
+    several caches instrumented on one meter provider are summed."""
+
+    def __init__(
+        self,
+        cache: Cache,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None:
+        self._cache = cache
+        self._tracer = trace.get_tracer("aiodax", __version__, tracer_provider)
+        meter = metrics.get_meter("aiodax", __version__, meter_provider)
+        instruments = _INSTRUMENTS.get(meter)
+        if instruments is None:
+            instruments = _INSTRUMENTS[meter] = _Instruments(meter)
+        self._instruments = instruments
+        self._durations = instruments.durations
+        self._waits = instruments.waits
+        instruments.caches.append(cache)
+        cache._engine.add_observer(self)
 
     # What the cache's observer seam tells -----------------------------------------
 
@@ -187,6 +210,8 @@ class OpenTelemetry:
         )
 
     def close(self) -> None:
-        """Stop: no more spans or measurements (observable instruments report nothing)."""
-        self._closed = True
+        """Stop: no more spans or measurements of this cache."""
+        caches = self._instruments.caches
+        if self._cache in caches:
+            caches.remove(self._cache)
         self._cache._engine.remove_observer(self)

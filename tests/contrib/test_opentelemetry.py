@@ -158,7 +158,9 @@ async def test_metrics_mean_what_stats_says(
     assert durations == {"DescribeTable": 1, "PutItem": 1, "GetItem": 1}
 
 
-async def test_close_stops_spans_and_measurements(cached: aiodax.CachedClient, table: str) -> None:
+async def test_close_stops_spans_and_measurements_and_a_new_instance_reports(
+    cached: aiodax.CachedClient, table: str
+) -> None:
     sdk = Telemetry()
     telemetry = OpenTelemetry(
         cached.cache, tracer_provider=sdk.tracer_provider, meter_provider=sdk.meter_provider
@@ -167,4 +169,26 @@ async def test_close_stops_spans_and_measurements(cached: aiodax.CachedClient, t
     await cached.get_item(TableName=table, Key=key("a"))
     assert sdk.finished() == ()
     assert sdk.points("aiodax.item_cache_misses") == []
+    # An app's lifespan run again instruments its new cache on the same providers.
+    async with aiodax.Cache() as cache:
+        again = OpenTelemetry(
+            cache, tracer_provider=sdk.tracer_provider, meter_provider=sdk.meter_provider
+        )
+        await cache.wrap(cached.wrapped).get_item(TableName=table, Key=key("a"))
+        (misses,) = sdk.points("aiodax.item_cache_misses")
+        assert misses.value == 1
+        assert [span.name for span in sdk.finished()] == ["DynamoDB.GetItem"]
+        again.close()
     sdk.meter_provider.shutdown()
+
+
+async def test_the_caches_of_one_meter_provider_are_summed(
+    cached: aiodax.CachedClient, table: str, telemetry: Telemetry
+) -> None:
+    async with aiodax.Cache() as other:
+        second = OpenTelemetry(other, meter_provider=telemetry.meter_provider)
+        await cached.get_item(TableName=table, Key=key("a"))
+        await other.wrap(cached.wrapped).get_item(TableName=table, Key=key("a"))
+        (misses,) = telemetry.points("aiodax.item_cache_misses")
+        assert misses.value == 2
+        second.close()

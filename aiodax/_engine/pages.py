@@ -55,7 +55,6 @@ class PageReads:
             answer = await shared.pass_through(backend, operation, request, "bypass")
             return response_in_view(answer, view)
         shared.check_open()
-        counts = shared.stats.table(plan.table)
         entry = shared.store.get(plan.store_key)
         stale: PageEntry | None = None
         if isinstance(entry, PageEntry):
@@ -72,11 +71,12 @@ class PageReads:
                     if shared.page_flights.get(plan.store_key) is None:
                         self._start(backend, plan, tags, readable_consistently, background=True)
                         if decision is Decision.REFRESH_AHEAD:
-                            counts.refreshes_ahead += 1
+                            entry.counts.refreshes_ahead += 1
                 if decision is Decision.STALE_WHILE_REVALIDATE:
-                    counts.stale_served += 1
+                    entry.counts.stale_served += 1
                 return self._hit(plan, entry, view)
             stale = entry
+        counts = shared.stats.table(plan.table)
         if plan.is_query:
             counts.query_misses += 1
         else:

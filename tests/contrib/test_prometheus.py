@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import aiodax
-from aiodax.contrib.prometheus import PrometheusMetrics
+from aiodax.contrib.prometheus import PrometheusMetrics, StatsCollector
 from aiodax.testing import InstrumentedClient
 
 
@@ -126,3 +126,26 @@ async def test_close_unregisters_and_stops_timing(
     assert scrape(registry) == {}
     again = PrometheusMetrics(cached.cache, registry)  # the names are free again
     again.close()
+
+
+class WithTier:
+    """A cache's ``stats()`` with a Redis tier's part, as ``RedisTier``'s bus and L2 report it."""
+
+    def __init__(self, cache: aiodax.Cache) -> None:
+        self._cache = cache
+
+    def stats(self) -> dict[str, Any]:
+        tier = {"BusState": "degraded", "L2Hits": 3, "OutboxLength": 2, "DegradedPeriods": 1}
+        return {**self._cache.stats(), "Tier": tier}
+
+
+async def test_the_redis_tiers_counters_and_state_are_scraped(
+    cache: aiodax.Cache, registry: CollectorRegistry
+) -> None:
+    registry.register(StatsCollector(cast("aiodax.Cache", WithTier(cache))))
+    samples = scrape(registry)
+    assert samples[("aiodax_tier_l2_hits_total", ())] == 3
+    assert samples[("aiodax_tier_degraded_periods_total", ())] == 1
+    assert samples[("aiodax_tier_outbox_length", ())] == 2
+    assert samples[("aiodax_tier_bus_state", (("state", "degraded"),))] == 1
+    assert types(registry)["aiodax_tier_outbox_length"] == "gauge"

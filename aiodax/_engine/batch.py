@@ -53,7 +53,7 @@ class BatchReads:
             if not plan.keys_match(schemas):
                 plan = None
         if plan is None:
-            answer = await shared.call(backend, "batch_get_item", request)
+            answer = await shared.pass_through(backend, "batch_get_item", request, "bypass")
             return batch_response_in_view(answer, view)
         shared.check_open()
         results, to_load, consumed = await self._gather(backend, plan)
@@ -93,15 +93,16 @@ class BatchReads:
                 *flight_key,
                 partial(to_reload.append, flight_key) if flight_key[2] is None else None,
             )
+            counts = stats.table(flight_key[0])
             if found is not None:
-                stats.item_hits += 1
-                stats.negative_hits += found.image is None
+                counts.item_hits += 1
+                counts.negative_hits += found.image is None
                 results[flight_key] = found
                 continue
-            stats.item_misses += 1
+            counts.item_misses += 1
             flight = flights.get(flight_key)
             if flight is not None:
-                stats.coalesced += 1
+                counts.coalesced += 1
                 if flight not in joined:
                     joined[flight] = (loader.sent_by(flight), [])
                 joined[flight][1].append(flight_key)
@@ -183,7 +184,7 @@ class BatchReads:
             if not read_failed_transiently(error):
                 raise error
         stand_ins: dict[ItemFlightKey, ItemResult] = {}
-        served = 0
+        served = []
         for _, keys in failures:
             for flight_key in keys:
                 stale = self._items.stale(*flight_key)
@@ -191,10 +192,12 @@ class BatchReads:
                     stand_ins[flight_key] = UNPROCESSED
                 else:
                     stand_ins[flight_key] = stale
-                    served += 1
+                    served.append(flight_key[0])
         if not served:
             raise failures[0][0]
-        self._shared.stats.stale_served += served
+        stats = self._shared.stats
+        for table in served:
+            stats.table(table).stale_served += 1
         return stand_ins
 
     def _reload(self, backend: Backend, plan: BatchPlan, keys: tuple[ItemFlightKey, ...]) -> None:

@@ -34,6 +34,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from .._backend import Backend
 from .._errors import CacheClosedError
 from .._flight import Flight, Flights
+from .._log import LOG as _LOG
 from .._rules.failures import Failure, Sent, failure_is_shared
 from .._rules.reads import BatchPlan, ItemFlightKey
 from .._rules.tables import TableToken, bare_name, spelled_name
@@ -262,7 +263,9 @@ class Loader:
         )
 
         def fetch(narrowed: dict[str, Any] | None = None) -> Awaitable[Any]:
-            return shared.call(backend, operation, request if narrowed is None else narrowed)
+            return shared.call(
+                backend, operation, request if narrowed is None else narrowed, "miss"
+            )
 
         return await self._tier.load(load, fetch)
 
@@ -355,7 +358,18 @@ class Loader:
             if remaining:
                 delay = next(delays, None)
                 if delay is None:
+                    _LOG.warning(
+                        "aiodax: DynamoDB left %d key(s) of a BatchGetItem unprocessed after "
+                        "every retry: returned to the caller as UnprocessedKeys",
+                        len(remaining),
+                    )
                     break
+                _LOG.info(
+                    "aiodax: DynamoDB left %d key(s) of a BatchGetItem unprocessed: "
+                    "retrying in %.3f s",
+                    len(remaining),
+                    delay,
+                )
                 await asyncio.sleep(delay)
         return results
 

@@ -52,9 +52,9 @@ class PageReads:
         shared = self._shared
         plan = plan_page(operation, request, shared.sites.site_of(backend))
         if plan is None or shared.ttls(plan.table).query <= 0:
-            return response_in_view(await shared.call(backend, operation, request), view)
+            answer = await shared.pass_through(backend, operation, request, "bypass")
+            return response_in_view(answer, view)
         shared.check_open()
-        stats = shared.stats
         entry = shared.store.get(plan.store_key)
         stale: PageEntry | None = None
         if isinstance(entry, PageEntry):
@@ -71,15 +71,16 @@ class PageReads:
                     if shared.page_flights.get(plan.store_key) is None:
                         self._start(backend, plan, tags, readable_consistently, background=True)
                         if decision is Decision.REFRESH_AHEAD:
-                            stats.refreshes_ahead += 1
+                            entry.counts.refreshes_ahead += 1
                 if decision is Decision.STALE_WHILE_REVALIDATE:
-                    stats.stale_served += 1
+                    entry.counts.stale_served += 1
                 return self._hit(plan, entry, view)
             stale = entry
+        counts = shared.stats.table(plan.table)
         if plan.is_query:
-            stats.query_misses += 1
+            counts.query_misses += 1
         else:
-            stats.scan_misses += 1
+            counts.scan_misses += 1
         shared.sites.note(plan.table)
         tags, readable_consistently = await self._classify(backend, plan)
         flight = shared.page_flights.get(plan.store_key)
@@ -88,14 +89,17 @@ class PageReads:
         if flight is None:
             flight = self._start(backend, plan, tags, readable_consistently)
         else:
-            stats.coalesced += 1
+            counts.coalesced += 1
             sent = self._loader.sent_by(flight)
         try:
-            page, answer, _ = (await shared.wait(shared.page_flights, (flight,)))[plan.store_key]
+            joined = None if leader else (operation, plan.table)
+            waited = await shared.wait(shared.page_flights, (flight,), joined)
+            page, answer, _ = waited[plan.store_key]
         except Exception as error:
             # A joined request differs from this one in ReturnConsumedCapacity at most.
             if sent is not None and not self._loader.is_shared(error, sent, (operation, plan.send)):
-                return response_in_view(await shared.call(backend, operation, request), view)
+                answer = await shared.pass_through(backend, operation, request, "miss")
+                return response_in_view(answer, view)
             if stale is None or not self._stands_in(plan, stale, error):
                 raise  # the leader's own error, or one every caller meets
             return self._answer(plan, stale, view)
@@ -116,16 +120,15 @@ class PageReads:
             return False
         if not serves_if_error(shared.freshness(plan.table), shared.clock(), stale.fresh_until):
             return False
-        shared.stats.stale_served += 1
+        stale.counts.stale_served += 1
         return True
 
     def _hit(self, plan: PagePlan, entry: PageEntry, view: View | None) -> dict[str, Any]:
         """The response of a cached page, counted as a hit."""
-        stats = self._shared.stats
         if plan.is_query:
-            stats.query_hits += 1
+            entry.counts.query_hits += 1
         else:
-            stats.scan_hits += 1
+            entry.counts.scan_hits += 1
         return self._answer(plan, entry, view)
 
     def _answer(self, plan: PagePlan, entry: PageEntry, view: View | None) -> dict[str, Any]:
@@ -236,6 +239,13 @@ class PageReads:
         shared.store.put(
             store_key,
             PageEntry(
-                page, horizon, tags, entry_size(store_key, page), expires_at, load_time, lagging
+                page,
+                horizon,
+                tags,
+                entry_size(store_key, page),
+                expires_at,
+                load_time,
+                lagging,
+                counts=shared.stats.table(table),
             ),
         )

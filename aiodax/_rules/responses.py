@@ -2,7 +2,9 @@
 
 A hit is answered with shared, read-only metadata; a miss's caller gets DynamoDB's
 own, marked ``"miss"``, and a caller that joined someone else's request gets a copy
-marked ``"coalesced"`` and no capacity (it spent none).
+marked ``"coalesced"`` and no capacity (it spent none).  A read the cache does not
+serve (``ConsistentRead``, a shape it does not cache) is sent as it came and its
+answer marked ``"bypass"``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ HIT_METADATA: Final = ReadOnlyDict(
 )
 #: The metadata of a batch answer that needed DynamoDB for some of its keys.
 MISS_METADATA: Final = ReadOnlyDict({**HIT_METADATA, "CacheStatus": "miss"})
+
+
+def mark_status(answer: Any, status: str) -> Any:
+    """DynamoDB's ``answer`` to a request sent as it came, its metadata (this caller's
+    own) marked ``"CacheStatus": status``."""
+    metadata = answer.get("ResponseMetadata") if isinstance(answer, dict) else None
+    if isinstance(metadata, dict):
+        metadata["CacheStatus"] = status
+    return answer
 
 
 def wants_capacity(request: Mapping[str, Any]) -> bool:

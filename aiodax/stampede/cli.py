@@ -19,12 +19,11 @@ import dataclasses
 import json
 import math
 import sys
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Final, TextIO, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 from .. import __version__
@@ -33,6 +32,7 @@ from ..testing.servers import REGION, ServerUnavailable, dynamodb_local, moto_se
 from .load import OP_CHOICES, LoadSpec
 from .plot import matplotlib_available, write_plot
 from .processes import format_processes_report, run_processes
+from .progress import Progress
 from .report import format_plan, format_report, report_object
 from .runs import run_stampede
 from .target import Target, TargetError
@@ -337,7 +337,7 @@ async def _run(args: argparse.Namespace) -> int:
     if args.processes > 1:
         return await _run_processes(args)
     spec = _load_spec(args)
-    progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
+    progress = Progress(sys.stderr) if sys.stderr.isatty() else None
     try:
         async with contextlib.AsyncExitStack() as stack:
             target = await _target(args, stack)
@@ -425,38 +425,3 @@ async def _enter_in_thread(
 
     stack.push_async_exit(exit_)
     return value
-
-
-class _Progress:
-    """One line on a terminal's stderr, rewritten in place while a run goes on: the
-    requests finished, the seconds elapsed, and an estimate of those left."""
-
-    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
-        self._stream = stream
-        self._clock = clock
-        self._width = 0
-        self._run = ""
-        self._started = 0.0
-
-    def update(self, run: str, finished: int, total: int, errors: int) -> None:
-        now = self._clock()
-        if run != self._run:
-            self._run, self._started = run, now
-        elapsed = now - self._started
-        line = f"{run}: {finished:,}/{total:,} requests, {elapsed:.1f} s"
-        if 0 < finished < total:
-            line += f", about {elapsed / finished * (total - finished):.0f} s left"
-        if errors:
-            line += f", {errors:,} errors"
-        self._write(line)
-
-    def clear(self) -> None:
-        self._write("")
-
-    def _write(self, line: str) -> None:
-        # Pad over the previous line's tail instead of relying on terminal escapes.
-        self._stream.write("\r" + line.ljust(self._width))
-        if not line:
-            self._stream.write("\r")
-        self._stream.flush()
-        self._width = len(line)

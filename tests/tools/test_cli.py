@@ -32,6 +32,7 @@ from aiodax.stampede import (
     plan_operations,
     summarize,
 )
+from aiodax.stampede.progress import Progress
 
 SMALL_LOAD = ["--requests", "300", "--concurrency", "50", "--keys", "1"]
 
@@ -407,7 +408,7 @@ def test_each_worker_has_a_connection_unless_told_otherwise() -> None:
 def test_progress_shows_elapsed_seconds_and_an_estimate_of_those_left() -> None:
     stream = io.StringIO()
     now = [100.0]
-    progress = cli._Progress(stream, clock=lambda: now[0])
+    progress = Progress(stream, clock=lambda: now[0])
     progress.update("uncached", 0, 1000, 0)
     now[0] += 2.0
     progress.update("uncached", 250, 1000, 3)

@@ -104,7 +104,8 @@ def test_a_client_keeps_its_credentials_in_its_request_signer(
         "botocore's client no longer keeps its credentials in _request_signer._credentials: "
         "aiodax._engine.sites.site_identity would treat every client as a site of its own"
     )
-    assert site_identity(plain_client)[2] == ("access key", "assumption-key")
+    identity: Any = site_identity(plain_client)
+    assert identity[2] == ("access key", "assumption-key")
 
 
 def test_a_paginator_calls_the_method_kept_in_its_method_attribute(
@@ -160,4 +161,3 @@ def test_botocore_s_default_timeout_is_a_number_of_seconds() -> None:
         "botocore.endpoint.DEFAULT_TIMEOUT is not a positive number: "
         "aiodax._backend.ambiguous_write_window counts an unset timeout as it"
     )
-

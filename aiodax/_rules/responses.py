@@ -141,6 +141,9 @@ def thaw_page(page: Mapping[str, Any]) -> dict[str, Any]:
         if name in page:
             response[name] = page[name]
     if "LastEvaluatedKey" in page:
-        # The caller's own, to the last level: code resuming a scan may edit it.
-        response["LastEvaluatedKey"] = copy.deepcopy(page["LastEvaluatedKey"])
+        # The caller's own, to the last level: code resuming a scan may edit it.  A key's
+        # values are scalars ({"S": "a"}): two levels of plain dicts copy it all.
+        response["LastEvaluatedKey"] = {
+            name: dict(value) for name, value in page["LastEvaluatedKey"].items()
+        }
     return response

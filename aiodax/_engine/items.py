@@ -18,7 +18,7 @@ from .._rules.failures import Sent
 from .._rules.freshness import Decision, decide, hit_horizon, serves_if_error
 from .._rules.projection import Projection, project, top_level_names
 from .._rules.reads import GetPlan, ItemFlightKey, plan_get
-from .._rules.responses import HIT_METADATA, add_answer_metadata, zero_capacity
+from .._rules.responses import HIT_METADATA, add_answer_metadata, consumed_capacity
 from .._rules.tables import TableToken, spelled_name
 from .._rules.tags import item_key, item_tags
 from .._rules.wire import Image, ItemKey, freeze, thaw
@@ -174,8 +174,9 @@ class ItemReads:
                 self._shared.store, plan.table, plan.key, plan.projection, image, view
             )
             response = {"Item": copies(), "ResponseMetadata": HIT_METADATA}
-        if plan.wants_capacity:
-            response["ConsumedCapacity"] = zero_capacity(spelled_name(plan.table))
+        mode = plan.capacity
+        if mode is not None:
+            response["ConsumedCapacity"] = consumed_capacity(mode, spelled_name(plan.table))
         return response
 
     async def get_item(
@@ -235,7 +236,10 @@ class ItemReads:
         else:
             copies = item_copies(shared.store, plan.table, plan.key, plan.projection, image, view)
             response = {"Item": copies()}
-        add_answer_metadata(response, answer, request, spelled_name(plan.table), leader)
+        unspent = None
+        if plan.capacity is not None:
+            unspent = consumed_capacity(plan.capacity, spelled_name(plan.table))
+        add_answer_metadata(response, answer, leader, unspent)
         return response
 
     def _start(

@@ -315,15 +315,15 @@ class Loader:
         backend: Backend,
         plan: BatchPlan,
         keys: tuple[ItemFlightKey, ...],
-        consumed: dict[str, float],
+        spent: Spent,
         *,
         refresh: bool = False,
     ) -> dict[ItemFlightKey, ItemResult]:
         """BatchGetItem of ``keys``, retrying unprocessed keys with the retry policy's backoff.
 
         Keys still unprocessed after the last attempt are ``UNPROCESSED``;
-        ``consumed`` adds up the capacity spent per table.  ``refresh``: a
-        background reload of entries still served.
+        ``spent`` adds up the capacity spent per table and keeps DynamoDB's last
+        metadata.  ``refresh``: a background reload of entries still served.
         """
         results: dict[ItemFlightKey, ItemResult] = dict.fromkeys(keys, UNPROCESSED)
         remaining = list(keys)
@@ -336,9 +336,7 @@ class Loader:
             parts = self._batch_parts(backend, plan, remaining, send, refresh)
             loaded = await self.send(backend, "batch_get_item", send, refresh=refresh, parts=parts)
             answer = loaded.answer
-            for capacity in answer.get("ConsumedCapacity") or ():
-                table = capacity.get("TableName")
-                consumed[table] = consumed.get(table, 0.0) + capacity.get("CapacityUnits", 0.0)
+            spent.add(answer)
             unprocessed = {
                 plan.unprocessed_key(table, wire)
                 for table, spec in (answer.get("UnprocessedKeys") or {}).items()
@@ -372,6 +370,26 @@ class Loader:
                 )
                 await asyncio.sleep(delay)
         return results
+
+
+class Spent:
+    """What the BatchGetItems one call sends bring back besides items: the capacity
+    units per table (``units``) and DynamoDB's last ``ResponseMetadata`` (``metadata``,
+    ``None`` until an answer carrying one arrives)."""
+
+    __slots__ = ("metadata", "units")
+
+    def __init__(self) -> None:
+        self.units: dict[str, float] = {}
+        self.metadata: dict[str, Any] | None = None
+
+    def add(self, answer: Mapping[str, Any]) -> None:
+        for capacity in answer.get("ConsumedCapacity") or ():
+            table = capacity.get("TableName")
+            self.units[table] = self.units.get(table, 0.0) + capacity.get("CapacityUnits", 0.0)
+        metadata = answer.get("ResponseMetadata")
+        if metadata:
+            self.metadata = metadata
 
 
 def batch_request(

@@ -19,9 +19,10 @@ from .._rules.reads import PagePlan, plan_page
 from .._rules.responses import (
     HIT_METADATA,
     add_answer_metadata,
+    consumed_capacity,
     freeze_page,
+    index_read,
     thaw_page,
-    zero_capacity,
 )
 from .._rules.schema import query_partition
 from .._rules.tables import spelled_name
@@ -55,6 +56,8 @@ class PageReads:
             answer = await shared.pass_through(backend, operation, request, "bypass")
             return response_in_view(answer, view)
         shared.check_open()
+        if plan.capacity == "INDEXES" and plan.request.get("IndexName") is not None:
+            await shared.schemas.get(plan.table, backend)  # local or global: see _unspent
         entry = shared.store.get(plan.store_key)
         stale: PageEntry | None = None
         if isinstance(entry, PageEntry):
@@ -107,7 +110,7 @@ class PageReads:
             response = thaw_page(page)
         else:
             response = page_copies(shared.store, plan.store_key, page, view)()
-        add_answer_metadata(response, answer, request, spelled_name(plan.table), leader)
+        add_answer_metadata(response, answer, leader, self._unspent(plan))
         return response
 
     def _stands_in(self, plan: PagePlan, stale: PageEntry, error: Exception) -> bool:
@@ -140,9 +143,25 @@ class PageReads:
                 entry.view or page_copies(self._shared.store, plan.store_key, entry.page, view)
             )()
         response["ResponseMetadata"] = HIT_METADATA
-        if plan.wants_capacity:
-            response["ConsumedCapacity"] = zero_capacity(spelled_name(plan.table))
+        unspent = self._unspent(plan)
+        if unspent is not None:
+            response["ConsumedCapacity"] = unspent
         return response
+
+    def _unspent(self, plan: PagePlan) -> dict[str, Any] | None:
+        """The ``ConsumedCapacity`` of a page read without spending (``None``: not asked).
+
+        ``INDEXES`` of an index read tells a local index from a global one by the
+        table's schema, which ``read`` has fetched for such a request.
+        """
+        if plan.capacity is None:
+            return None
+        index = plan.request.get("IndexName")
+        schema = self._shared.schemas.known(plan.table) if index is not None else None
+        local = schema.local_indexes if schema is not None else frozenset()
+        return consumed_capacity(
+            plan.capacity, spelled_name(plan.table), 0.0, index_read(index, local)
+        )
 
     async def _classify(self, backend: Backend, plan: PagePlan) -> tuple[Tags, bool]:
         """The page's tags, and whether DynamoDB can read it consistently (not a GSI).

@@ -155,7 +155,8 @@ class Cache:
         return wrap(self, self._engine, client)
 
     def stats(self) -> dict[str, Any]:
-        """Counters named like DAX's CloudWatch metrics, plus aiodax's own."""
+        """Counters named like DAX's CloudWatch metrics, plus aiodax's own: the totals,
+        and each table's read counters under ``"Tables"`` (docs/operations.md)."""
         return self._engine.stats()
 
     def invalidate(self, table: str, key: Mapping[str, Any]) -> None:

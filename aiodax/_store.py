@@ -20,11 +20,13 @@ from typing import Any, Final
 
 from ._rules.projection import Projection
 from ._rules.wire import Image, size_of
+from ._stats import TableStats
 
 #: Bytes an entry costs beyond its payload: the ordered dict's node and hash slot,
 #: the entry object and its variants dict, measured with tracemalloc on CPython 3.11
-#: (360), plus the two slots the freshness policies added (``sys.getsizeof``: 16).
-ENTRY_OVERHEAD: Final = 376
+#: (360), plus the two slots the freshness policies added and the table's counters
+#: (``sys.getsizeof``: 24).
+ENTRY_OVERHEAD: Final = 384
 
 
 class ItemEntry:
@@ -35,6 +37,7 @@ class ItemEntry:
     """
 
     __slots__ = (
+        "counts",
         "expires_at",
         "fresh_until",
         "image",
@@ -55,7 +58,11 @@ class ItemEntry:
         size: int,
         fresh_until: float | None = None,
         load_time: float = 0.0,
+        *,
+        counts: TableStats,
     ) -> None:
+        #: the counters of the entry's table: a hit on it counts itself there
+        self.counts = counts
         #: the whole item (``None`` = it does not exist); served past ``fresh_until``
         #: only as the table's freshness policies allow (``_rules.freshness``)
         self.image = image
@@ -83,6 +90,7 @@ class PageEntry:
     """One cached Query or Scan response page."""
 
     __slots__ = (
+        "counts",
         "expires_at",
         "fresh_until",
         "lagging",
@@ -103,7 +111,11 @@ class PageEntry:
         fresh_until: float | None = None,
         load_time: float = 0.0,
         lagging: bool = False,
+        *,
+        counts: TableStats,
     ) -> None:
+        #: as ``ItemEntry.counts``
+        self.counts = counts
         self.page = page
         #: as ``ItemEntry``'s three
         self.expires_at = expires_at

@@ -138,8 +138,8 @@ async def run() -> str:
 
 
 async def _stale_after_puts(base: str) -> tuple[int, int, int]:
-    """PUT a new version, then GET it on fresh connections: (stale, stale past the
-    bound, GETs)."""
+    """PUT a new version (the order's ``quantity``), then GET it on fresh connections:
+    (stale, stale past the bound, GETs)."""
     stale = past_bound = gets = 0
     # A fresh connection per request, so that the kernel spreads them over workers.
     connector = aiohttp.TCPConnector(force_close=True)
@@ -148,7 +148,7 @@ async def _stale_after_puts(base: str) -> tuple[int, int, int]:
             async with session.get(PATH) as response:
                 await response.read()
         for version in range(1, PUTS + 1):
-            async with session.put(PATH, json={"total": 42.5, "version": version}) as response:
+            async with session.put(PATH, json={"total": 42.5, "quantity": version}) as response:
                 await response.read()
             returned = time.perf_counter()
             for _ in range(GETS_PER_PUT):
@@ -156,7 +156,7 @@ async def _stale_after_puts(base: str) -> tuple[int, int, int]:
                 async with session.get(PATH) as response:
                     body = await response.json()
                 gets += 1
-                if body.get("version", 0) < version:
+                if body.get("quantity", 0) < version:
                     stale += 1
                     if (started - returned) * 1000 >= BOUND_MS:
                         past_bound += 1

@@ -107,7 +107,7 @@ async def run() -> str:
                 seed=True,
                 label="moto (embedded)",
             )
-            kwargs = client_kwargs(proxy.url, max_pool_connections=SPEC.max_connections)
+            kwargs = client_kwargs(proxy.url, max_pool_connections=SPEC.pool_size)
             async with aioboto3.Session().client("dynamodb", **kwargs) as client:
                 hash_key = await prepare_table(client, target, SPEC)
                 try:

@@ -86,7 +86,9 @@ async def _scenario(endpoint: str, redis_url: str) -> dict[str, Any]:
     invalidator_ready = context.Event()
     async with _streamed_table(endpoint) as raw:
         processes = [
-            context.Process(target=_reader, args=(redis_url, endpoint, False, ready, stop, results))
+            context.Process(
+                target=_reader, args=(redis_url, endpoint, "", False, ready, stop, results)
+            )
             for ready in readies
         ]
         processes.append(

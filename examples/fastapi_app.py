@@ -1,48 +1,52 @@
-"""A FastAPI app with one aiodax cache and one cached DynamoDB resource for its lifetime.
-
-Serve it against a DynamoDB-compatible server on loopback (moto, DynamoDB Local)::
-
-    AIODAX_ENDPOINT_URL=http://127.0.0.1:8000 AIODAX_TABLE=orders \\
-        uvicorn examples.fastapi_app:create_app --factory
-
-or build it in code with ``create_app(endpoint_url=..., table=...)``.  The table has a
-string partition key ``pk`` (the user) and a string sort key ``sk`` (the order).
-``AIODAX_CACHED=0`` (or ``create_app(cached=False)``) serves the same routes from the
-plain aioboto3 resource, for comparison.  Under several workers
-(``uvicorn --workers 4``) each worker has its own cache: set
-``AIODAX_REDIS_URL=redis://127.0.0.1:6379/0`` (and ``AIODAX_NAMESPACE``, "orders" by
-default), or ``create_app(redis=...)``, to join them with the Redis tier, so that a
-PUT through one worker is seen by GETs through every other.
+"""A FastAPI app with one aiodax cache and one cached DynamoDB resource for its life.
 
     python examples/fastapi_app.py
 
-runs a short demonstration instead: an embedded moto server, the table, and a few
-requests driven through the app in this process with httpx's ASGI transport.
+runs a short demonstration: an embedded moto server, the table, and a few requests
+driven through the app in this process with httpx's ASGI transport.  Against a
+DynamoDB-compatible server of your own on loopback (moto, DynamoDB Local)::
 
-Routes:
+    python examples/fastapi_app.py create-table --endpoint-url http://127.0.0.1:8000
+    python examples/fastapi_app.py serve --endpoint-url http://127.0.0.1:8000
 
-- ``PUT /orders/{user}/{order}``: ``put_item`` of the JSON object in the body
+or ``AIODAX_ENDPOINT_URL=http://127.0.0.1:8000 uvicorn examples.fastapi_app:create_app
+--factory``, or ``create_app(endpoint_url=..., table=...)`` in code.  The table has a
+string partition key ``pk`` (the user) and a string sort key ``sk`` (the order).
+``AIODAX_CACHED=0`` (or ``create_app(cached=False)``) serves the same routes from the
+plain aioboto3 resource, for comparison.
+
+Several workers (``uvicorn --workers 4``) are several processes, each with its own
+cache: a PUT through one worker would leave the others serving the old order until
+their TTL ends.  Set ``AIODAX_REDIS_URL=redis://127.0.0.1:6379/0`` (and
+``AIODAX_NAMESPACE``, "orders" by default), or ``create_app(redis=...)``, to join
+them with the Redis tier: a write through any worker drops what every other cached.
+
+Routes (every answer says how its reads were served in ``x-aiodax-cache``; a request
+with ``Cache-Control: no-cache`` reads DynamoDB itself):
+
+- ``PUT /orders/{user}/{order}``: ``put_item`` of the order in the body
 - ``GET /orders/{user}/{order}``: ``get_item`` (404 when there is no such order)
 - ``GET /orders/{user}``: ``query`` of the user's partition (first page)
 - ``GET /stats``: ``Cache.stats()`` (404 when the app runs uncached)
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: FastAPI reads the routes' annotations,
+# and ``Orders`` is a local of ``create_app``.
+import argparse
 import asyncio
 import contextlib
-import json
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import aioboto3
 from boto3.dynamodb.conditions import Key  # type: ignore[import-untyped]
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
+from pydantic import BaseModel
 
 import aiodax
+from aiodax.contrib import fastapi as aiodax_fastapi
 from aiodax.testing.servers import client_kwargs, string_key_table
 
 ENDPOINT_URL_ENV = "AIODAX_ENDPOINT_URL"
@@ -53,12 +57,25 @@ NAMESPACE_ENV = "AIODAX_NAMESPACE"
 DEFAULT_TABLE = "orders"
 
 
-@dataclass
-class _State:
-    """What the lifespan opens and the handlers use."""
+class OrderIn(BaseModel):
+    """A PUT's body.  Decimal, because the DynamoDB resource refuses floats."""
 
-    table: Any = None
-    cache: aiodax.Cache | None = None
+    total: Decimal
+    quantity: int | None = None
+
+
+class Order(BaseModel):
+    """An order as the API answers it: DynamoDB's Decimals become JSON numbers."""
+
+    pk: str
+    sk: str
+    total: float
+    quantity: int | None = None
+
+
+class OrderPage(BaseModel):
+    items: list[Order]
+    count: int
 
 
 def create_app(
@@ -89,81 +106,69 @@ def create_app(
     kwargs: dict[str, Any] = {}
     if endpoint_url:
         kwargs.update(client_kwargs(endpoint_url, max_pool_connections=max_pool_connections))
-    state = _State()
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # One resource (one connection pool) and one Cache for the app's lifetime,
-        # both closed when the server shuts down: the cache first, then the resource.
-        if cached:
-            cache_of_app = (
-                aiodax.Cache(redis=redis_url, namespace=namespace) if redis_url else aiodax.Cache()
-            )
-            async with (
-                cache_of_app as cache,
-                aiodax.resource(aws, cache=cache, **kwargs) as dynamodb,
-            ):
-                state.cache = cache
-                state.table = await dynamodb.Table(table_name)
-                yield
-        else:
-            async with aws.resource("dynamodb", **kwargs) as dynamodb:
-                state.table = await dynamodb.Table(table_name)
-                yield
+    def make_cache() -> aiodax.Cache:
+        return aiodax.Cache(redis=redis_url, namespace=namespace) if redis_url else aiodax.Cache()
+
+    if cached:
+        # One Cache and one resource (one connection pool) for the app's life; a
+        # request sending Cache-Control: no-cache reads DynamoDB itself.
+        lifespan: Any = aiodax_fastapi.lifespan(
+            aws, cache=make_cache, tables=[table_name], **kwargs
+        )
+        orders_table: Any = aiodax_fastapi.table(table_name, honour_no_cache=True)
+    else:
+        plain: dict[str, Any] = {}
+        lifespan = _plain_lifespan(aws, table_name, kwargs, plain)
+
+        async def orders_table() -> Any:
+            return plain["table"]
+
+    # Uncached, this is aioboto3's own Table: the methods the routes call are the same.
+    Orders = Annotated[aiodax.CachedTable, Depends(orders_table)]
 
     app = FastAPI(title="aiodax orders", lifespan=lifespan)
+    app.add_middleware(aiodax_fastapi.CacheStatusHeader)
 
-    @app.put("/orders/{user}/{order}")
-    async def put_order(user: str, order: str, request: Request) -> dict[str, Any]:
-        # Numbers as Decimal: the DynamoDB resource API refuses floats.
-        try:
-            body = json.loads(await request.body(), parse_float=Decimal)
-        except ValueError as exc:
-            raise HTTPException(422, f"invalid JSON: {exc}") from exc
-        if not isinstance(body, dict):
-            raise HTTPException(422, "the body must be a JSON object")
-        item = {**body, "pk": user, "sk": order}
-        await state.table.put_item(Item=item)
-        stored: dict[str, Any] = _json(item)
-        return stored
+    @app.put("/orders/{user}/{order}", response_model_exclude_none=True)
+    async def put_order(user: str, order: str, body: OrderIn, orders: Orders) -> Order:
+        item = {**body.model_dump(exclude_none=True), "pk": user, "sk": order}
+        await orders.put_item(Item=item)
+        return Order.model_validate(item)
 
-    @app.get("/orders/{user}/{order}")
-    async def get_order(user: str, order: str) -> dict[str, Any]:
-        response = await state.table.get_item(Key={"pk": user, "sk": order})
+    @app.get("/orders/{user}/{order}", response_model_exclude_none=True)
+    async def get_order(user: str, order: str, orders: Orders) -> Order:
+        response = await orders.get_item(Key={"pk": user, "sk": order})
         if "Item" not in response:
             raise HTTPException(404, f"no order {order!r} for {user!r}")
-        item: dict[str, Any] = _json(response["Item"])
-        return item
+        return Order.model_validate(response["Item"])
 
-    @app.get("/orders/{user}")
-    async def list_orders(user: str) -> dict[str, Any]:
-        page = await state.table.query(KeyConditionExpression=Key("pk").eq(user))
-        return {"items": _json(page["Items"]), "count": page["Count"]}
+    @app.get("/orders/{user}", response_model_exclude_none=True)
+    async def list_orders(user: str, orders: Orders) -> OrderPage:
+        page = await orders.query(KeyConditionExpression=Key("pk").eq(user))
+        return OrderPage(items=page["Items"], count=page["Count"])
 
     @app.get("/stats")
-    async def stats() -> dict[str, Any]:
-        if state.cache is None:
+    async def stats(request: Request) -> dict[str, Any]:
+        if not cached:
             raise HTTPException(404, "this app runs without aiodax")
-        return dict(state.cache.stats())
+        return aiodax_fastapi.cache(request).stats()
 
     return app
 
 
-def _json(value: Any) -> Any:
-    """``value`` with DynamoDB's Decimals as JSON numbers and its sets as lists.
+def _plain_lifespan(
+    aws: aioboto3.Session, table: str, kwargs: dict[str, Any], plain: dict[str, Any]
+) -> Any:
+    """The uncached app's lifespan: aioboto3's resource and ``plain["table"]``."""
 
-    (FastAPI would send a Decimal as a string.)
-    """
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {key: _json(item) for key, item in value.items()}
-    if isinstance(value, list | set | frozenset | tuple):
-        items = [_json(item) for item in value]
-        return sorted(items) if isinstance(value, set | frozenset) else items
-    if isinstance(value, bytes | bytearray):
-        return value.decode("utf-8", "replace")
-    return value
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with aws.resource("dynamodb", **kwargs) as dynamodb:
+            plain["table"] = await dynamodb.Table(table)
+            yield
+
+    return lifespan
 
 
 async def create_table(endpoint_url: str, table: str = DEFAULT_TABLE) -> None:
@@ -189,23 +194,51 @@ async def demo(endpoint_url: str) -> None:
             transport=httpx.ASGITransport(app=app), base_url="http://orders.test"
         ) as http,
     ):
-        put = await http.put("/orders/user-1/order-1", json={"total": 42.5, "items": 3})
+        put = await http.put("/orders/user-1/order-1", json={"total": 42.5, "quantity": 3})
         print("PUT /orders/user-1/order-1:", put.status_code, put.json())
         for _ in range(3):
             got = await http.get("/orders/user-1/order-1")
-        print("GET /orders/user-1/order-1 (x3):", got.status_code, got.json())
+            print("GET /orders/user-1/order-1:", got.status_code, got.headers["x-aiodax-cache"])
+        fresh = await http.get("/orders/user-1/order-1", headers={"Cache-Control": "no-cache"})
+        print("GET with Cache-Control: no-cache:", fresh.headers["x-aiodax-cache"])
         listed = await http.get("/orders/user-1")
         print("GET /orders/user-1:", listed.status_code, listed.json()["count"], "order(s)")
         missing = await asyncio.gather(*(http.get("/orders/user-1/nope") for _ in range(10)))
-        print("GET /orders/user-1/nope (x10, concurrent):", {r.status_code for r in missing})
+        print(
+            "GET /orders/user-1/nope (x10, concurrent):",
+            sorted({(r.status_code, r.headers["x-aiodax-cache"]) for r in missing}),
+        )
         stats = (await http.get("/stats")).json()
     print("item cache hits/misses:", stats["ItemCacheHits"], stats["ItemCacheMisses"])
     print("coalesced + negative hits:", stats["CoalescedRequests"] + stats["NegativeCacheHits"])
     print("requests sent to DynamoDB:", stats["BackendRequests"])
 
 
-if __name__ == "__main__":
-    from aiodax.testing.servers import moto_server
+def main() -> None:
+    parser = argparse.ArgumentParser(description="aiodax's FastAPI example")
+    parser.add_argument(
+        "command", nargs="?", default="demo", choices=["demo", "create-table", "serve"]
+    )
+    parser.add_argument("--endpoint-url", help="a DynamoDB-compatible server on loopback")
+    parser.add_argument("--table", default=DEFAULT_TABLE)
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args()
+    if args.command == "demo":
+        from aiodax.testing.servers import moto_server
 
-    with moto_server() as url:
-        asyncio.run(demo(url))
+        with moto_server() as url:
+            asyncio.run(demo(url))
+        return
+    if args.endpoint_url is None:
+        parser.error(f"{args.command} needs --endpoint-url")
+    if args.command == "create-table":
+        asyncio.run(create_table(args.endpoint_url, args.table))
+        print(f"created table {args.table!r} at {args.endpoint_url}")
+        return
+    import uvicorn
+
+    uvicorn.run(create_app(args.endpoint_url, args.table), host="127.0.0.1", port=args.port)
+
+
+if __name__ == "__main__":
+    main()

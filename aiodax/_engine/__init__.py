@@ -23,6 +23,7 @@ from typing import Any
 
 from .._backend import Backend
 from .._config import CacheConfig
+from .._observe import Observer
 from .._rules.policy import RetryPolicy
 from .._rules.tables import table_token
 from .._rules.wire import ItemKey
@@ -139,6 +140,14 @@ class Engine:
         schemas and entries, on every site."""
         if isinstance(table, str):
             self.invalidator.forget_table(table)
+
+    def add_observer(self, observer: Observer) -> None:
+        """Tell ``observer`` of every request sent and coalesced wait (``_observe``)."""
+        self.shared.observers += (observer,)
+
+    def remove_observer(self, observer: Observer) -> None:
+        shared = self.shared
+        shared.observers = tuple(known for known in shared.observers if known is not observer)
 
     async def start(self) -> None:
         """Start the tiers' background work (the bus's listener)."""

@@ -19,11 +19,11 @@ from .._backend import Backend, read_failed_transiently
 from .._flight import Flight
 from .._rules.failures import Sent
 from .._rules.reads import BatchPlan, ItemFlightKey, plan_batch_get
-from .._rules.responses import HIT_METADATA, MISS_METADATA
+from .._rules.responses import batch_metadata, consumed_capacity
 from .._rules.tables import spelled_name
 from .._rules.wire import WireItem, thaw
 from .items import ItemReads
-from .loader import UNPROCESSED, ItemResult, Loader, batch_request, item_flight_scopes
+from .loader import UNPROCESSED, ItemResult, Loader, Spent, batch_request, item_flight_scopes
 from .shared import Shared
 from .views import View, batch_response_in_view, item_copies
 
@@ -53,26 +53,30 @@ class BatchReads:
             if not plan.keys_match(schemas):
                 plan = None
         if plan is None:
-            answer = await shared.call(backend, "batch_get_item", request)
+            answer = await shared.pass_through(backend, "batch_get_item", request, "bypass")
             return batch_response_in_view(answer, view)
         shared.check_open()
-        results, to_load, consumed = await self._gather(backend, plan)
+        spent = Spent()
+        results, loaded, joined = await self._gather(backend, plan, spent)
         response: dict[str, Any] = {
             "Responses": self._responses(plan, results, view),
             "UnprocessedKeys": self._unprocessed(plan, results, view),
-            "ResponseMetadata": MISS_METADATA if to_load else HIT_METADATA,
+            "ResponseMetadata": batch_metadata(loaded, spent.metadata, joined),
         }
-        if plan.wants_capacity:
+        mode = plan.capacity
+        if mode is not None:
+            # BatchGetItem reads tables, never indexes: INDEXES adds only "Table".
             response["ConsumedCapacity"] = [
-                {"TableName": spelled, "CapacityUnits": consumed.get(spelled, 0.0)}
+                consumed_capacity(mode, spelled, spent.units.get(spelled, 0.0))
                 for spelled in map(spelled_name, plan.tables)
             ]
         return response
 
     async def _gather(
-        self, backend: Backend, plan: BatchPlan
-    ) -> tuple[dict[ItemFlightKey, ItemResult], bool, dict[str, float]]:
-        """Every key's result: hits, joined flights, one load for the rest.
+        self, backend: Backend, plan: BatchPlan, spent: Spent
+    ) -> tuple[dict[ItemFlightKey, ItemResult], bool, bool]:
+        """Every key's result: hits, joined flights, one load for the rest; whether
+        this call sent a request of its own, and whether it joined others'.
 
         A joined flight that failed for reasons of its own request (see
         ``Loader.is_shared``) costs its keys one BatchGetItem of this caller's own.
@@ -93,15 +97,16 @@ class BatchReads:
                 *flight_key,
                 partial(to_reload.append, flight_key) if flight_key[2] is None else None,
             )
+            counts = stats.table(flight_key[0])
             if found is not None:
-                stats.item_hits += 1
-                stats.negative_hits += found.image is None
+                counts.item_hits += 1
+                counts.negative_hits += found.image is None
                 results[flight_key] = found
                 continue
-            stats.item_misses += 1
+            counts.item_misses += 1
             flight = flights.get(flight_key)
             if flight is not None:
-                stats.coalesced += 1
+                counts.coalesced += 1
                 if flight not in joined:
                     joined[flight] = (loader.sent_by(flight), [])
                 joined[flight][1].append(flight_key)
@@ -109,14 +114,13 @@ class BatchReads:
                 to_load.append(flight_key)
         if to_reload:
             self._reload(backend, plan, tuple(to_reload))
-        consumed: dict[str, float] = {}
         waiting = list(joined)
         own = None
         if to_load:
             load_keys = tuple(to_load)
 
             async def fetch() -> dict[ItemFlightKey, ItemResult]:
-                return await loader.batch(backend, plan, load_keys, consumed)
+                return await loader.batch(backend, plan, load_keys, spent)
 
             own = loader.start(
                 flights,
@@ -128,7 +132,7 @@ class BatchReads:
             )
             waiting.insert(0, own)
         if not waiting:
-            return results, False, consumed
+            return results, False, False
         # With stale-if-error, this batch's own failure is one of several to sort out
         # (``_stand_ins``) once every flight is done, not raised at once.
         stands_in = any(shared.freshness(table).stale_if_error > 0 for table in plan.tables)
@@ -154,7 +158,7 @@ class BatchReads:
         if resend:
             shared.check_open()
             try:
-                loaded.update(await loader.batch(backend, plan, tuple(resend), consumed))
+                loaded.update(await loader.batch(backend, plan, tuple(resend), spent))
             except Exception as error:
                 if not stands_in:
                     raise
@@ -164,7 +168,7 @@ class BatchReads:
         for flight_key, result in loaded.items():
             if flight_key in plan.wanted:
                 results[flight_key] = result
-        return results, bool(to_load or resend), consumed
+        return results, bool(to_load or resend), bool(joined)
 
     def _stand_ins(
         self, failures: list[tuple[Exception, tuple[ItemFlightKey, ...]]]
@@ -183,7 +187,7 @@ class BatchReads:
             if not read_failed_transiently(error):
                 raise error
         stand_ins: dict[ItemFlightKey, ItemResult] = {}
-        served = 0
+        served = []
         for _, keys in failures:
             for flight_key in keys:
                 stale = self._items.stale(*flight_key)
@@ -191,17 +195,19 @@ class BatchReads:
                     stand_ins[flight_key] = UNPROCESSED
                 else:
                     stand_ins[flight_key] = stale
-                    served += 1
+                    served.append(flight_key[0])
         if not served:
             raise failures[0][0]
-        self._shared.stats.stale_served += served
+        stats = self._shared.stats
+        for table in served:
+            stats.table(table).stale_served += 1
         return stand_ins
 
     def _reload(self, backend: Backend, plan: BatchPlan, keys: tuple[ItemFlightKey, ...]) -> None:
         """One background BatchGetItem of ``keys``, awaited by nobody."""
 
         async def fetch() -> dict[ItemFlightKey, ItemResult]:
-            return await self._loader.batch(backend, plan, keys, {}, refresh=True)
+            return await self._loader.batch(backend, plan, keys, Spent(), refresh=True)
 
         self._loader.start(
             self._shared.item_flights,

@@ -3,7 +3,8 @@
 A hit is the operation aiodax exists for, so its cost is measured
 (``benchmarks/hit_latency.py``, ``hit_instructions.py``) and kept at or below an
 async-lru hit for every common key shape.  Each closure reaches its entries
-through local names only: the store's dict, the clock, the counters.  Anything
+through local names only: the store's dict and the clock; a hit counts itself in
+the counters its entry holds (its table's, ``_stats``).  Anything
 that is not a plain fresh hit (another parameter, a projection, an expired entry,
 a key these functions do not read) goes to the general path with the request as
 it came, which answers it or asks DynamoDB.
@@ -120,7 +121,6 @@ def bind_item_hit(shared: Shared) -> Callable[[tuple[Any, ...]], dict[str, Any] 
     """``hit(store_key)``: the GetItem answer of a fresh whole-item entry, or ``None``."""
     entries = shared.store.entries
     clock = shared.clock
-    stats = shared.stats
     metadata = HIT_METADATA
 
     def hit(store_key: tuple[Any, ...]) -> dict[str, Any] | None:
@@ -129,10 +129,10 @@ def bind_item_hit(shared: Shared) -> Callable[[tuple[Any, ...]], dict[str, Any] 
             return None
         entry.referenced = True
         image = entry.image  # type: ignore[union-attr]
-        stats.item_hits += 1
+        entry.counts.item_hits += 1
         if image is not None:
             return {"Item": image.copy(), "ResponseMetadata": metadata}
-        stats.negative_hits += 1
+        entry.counts.negative_hits += 1
         return {"ResponseMetadata": metadata}
 
     return hit
@@ -157,7 +157,6 @@ def bind_client_get_item(
         return _bind_client_get_item_on_site(shared, site, backend, general)
     entries = shared.store.entries
     clock = shared.clock
-    stats = shared.stats
     metadata = HIT_METADATA
     store_key_of = wire_store_key
 
@@ -181,10 +180,10 @@ def bind_client_get_item(
                     if entry is not None and clock() < entry.expires_at:
                         entry.referenced = True
                         image = entry.image  # type: ignore[union-attr]
-                        stats.item_hits += 1
+                        entry.counts.item_hits += 1
                         if image is not None:
                             return {"Item": image.copy(), "ResponseMetadata": metadata}
-                        stats.negative_hits += 1
+                        entry.counts.negative_hits += 1
                         return {"ResponseMetadata": metadata}
                 return await general(backend, {"TableName": TableName, "Key": Key})
             if type(value) is dict and len(value) == 1 and "N" in value:
@@ -201,10 +200,10 @@ def bind_client_get_item(
             if entry is not None and clock() < entry.expires_at:
                 entry.referenced = True
                 image = entry.image  # type: ignore[union-attr]
-                stats.item_hits += 1
+                entry.counts.item_hits += 1
                 if image is not None:
                     return {"Item": image.copy(), "ResponseMetadata": metadata}
-                stats.negative_hits += 1
+                entry.counts.negative_hits += 1
                 return {"ResponseMetadata": metadata}
         return await general(backend, {"TableName": TableName, "Key": Key})
 
@@ -266,13 +265,12 @@ def bind_table_get_item(
     store = shared.store
     entries = store.entries
     clock = shared.clock
-    stats = shared.stats
     metadata = HIT_METADATA
     store_key_of = python_store_key(key_of)
 
     def first_hit(store_key: tuple[Any, ...], entry: ItemEntry) -> Callable[[], Any] | None:
         if entry.image is None:
-            stats.negative_hits += 1
+            entry.counts.negative_hits += 1
             return None
         return keep_view(store, store_key, entry, view, entry.image)
 
@@ -300,7 +298,7 @@ def bind_table_get_item(
             entry = entries.get(store_key)
             if entry is not None and clock() < entry.expires_at:
                 entry.referenced = True
-                stats.item_hits += 1
+                entry.counts.item_hits += 1
                 meta.data = None
                 copies = entry.view
                 if copies is None:
@@ -369,7 +367,6 @@ def bind_batch_get_item(
     store = shared.store
     entries = store.entries
     clock = shared.clock
-    stats = shared.stats
 
     async def batch_get_item(*, RequestItems: Any = _ABSENT, **request: Any) -> Any:
         if not request and type(RequestItems) is dict:
@@ -381,14 +378,14 @@ def bind_batch_get_item(
                     for store_key, entry in hits:
                         entry.referenced = True
                         image = entry.image
+                        entry.counts.item_hits += 1
                         if image is None:
-                            stats.negative_hits += 1
+                            entry.counts.negative_hits += 1
                         elif view is None:
                             items.append(image.copy())
                         else:
                             copies = entry.view or keep_view(store, store_key, entry, view, image)
                             items.append(copies())
-                    stats.item_hits += len(hits)
                 return {
                     "Responses": responses,
                     "UnprocessedKeys": {},

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
+from .._log import LOG as _LOG
 from .._rules.tables import TableToken, bare_name
 from .._rules.tags import item_key, pages_dropped_by_write, table_tags
 from .._rules.wire import ItemKey
@@ -72,8 +73,16 @@ class Invalidator:
             shared.stats.item_invalidations += shared.store.discard(store_key)
         schema = shared.schemas.known(table)
         partition = None if schema is None else schema.partition_of(key)
-        tags = pages_dropped_by_write(table, shared.config.query_invalidation, partition)
-        self._drop_pages(tags, held_until, fenced_until)
+        mode = shared.config.query_invalidation
+        tags = pages_dropped_by_write(table, mode, partition)
+        dropped = self._drop_pages(tags, held_until, fenced_until)
+        if dropped and mode == "partition" and partition is None:
+            _LOG.info(
+                "aiodax: a drop of an item of %s took every cached page of the table "
+                "(%d): its key schema is not known in this process",
+                bare_name(table),
+                dropped,
+            )
 
     def drop_table(
         self, table: TableToken, *, publish: bool = True, held_until: float | None = None
@@ -141,11 +150,15 @@ class Invalidator:
 
     def _drop_pages(
         self, tags: tuple[Hashable, ...], held_until: float | None, fenced_until: float | None
-    ) -> None:
+    ) -> int:
+        """Drop the pages filed under ``tags``; how many were cached."""
         if not tags:
-            return
+            return 0
         shared = self._shared
         shared.guards.dropped(tags, held_until=held_until, fenced_until=fenced_until)
+        dropped = 0
         for tag in tags:
             shared.page_flights.detach_filed(tag)
-            shared.stats.query_invalidations += shared.store.discard_tagged(tag)
+            dropped += shared.store.discard_tagged(tag)
+        shared.stats.query_invalidations += dropped
+        return dropped

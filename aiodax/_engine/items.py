@@ -18,7 +18,7 @@ from .._rules.failures import Sent
 from .._rules.freshness import Decision, decide, hit_horizon, serves_if_error
 from .._rules.projection import Projection, project, top_level_names
 from .._rules.reads import GetPlan, ItemFlightKey, plan_get
-from .._rules.responses import HIT_METADATA, add_answer_metadata, zero_capacity
+from .._rules.responses import HIT_METADATA, add_answer_metadata, consumed_capacity
 from .._rules.tables import TableToken, spelled_name
 from .._rules.tags import item_key, item_tags
 from .._rules.wire import Image, ItemKey, freeze, thaw
@@ -89,9 +89,9 @@ class ItemReads:
         if shared.item_flights.get((table, key, None)) is None:
             reload()
             if decision is Decision.REFRESH_AHEAD:
-                shared.stats.refreshes_ahead += 1
+                entry.counts.refreshes_ahead += 1
         if decision is Decision.STALE_WHILE_REVALIDATE:
-            shared.stats.stale_served += 1
+            entry.counts.stale_served += 1
         return ItemResult(entry.image)
 
     def stale_if_error(
@@ -107,7 +107,7 @@ class ItemReads:
             return None
         stale = self.stale(table, key, projection)
         if stale is not None:
-            self._shared.stats.stale_served += 1
+            self._shared.stats.table(table).stale_served += 1
         return stale
 
     def stale(
@@ -158,9 +158,9 @@ class ItemReads:
         found = self.lookup(plan.table, plan.key, plan.projection, reload)
         if found is None:
             return None
-        stats = self._shared.stats
-        stats.item_hits += 1
-        stats.negative_hits += found.image is None
+        counts = self._shared.stats.table(plan.table)
+        counts.item_hits += 1
+        counts.negative_hits += found.image is None
         return self._answer(plan, found.image, view)
 
     def _answer(self, plan: GetPlan, image: Image, view: View | None) -> dict[str, Any]:
@@ -174,8 +174,9 @@ class ItemReads:
                 self._shared.store, plan.table, plan.key, plan.projection, image, view
             )
             response = {"Item": copies(), "ResponseMetadata": HIT_METADATA}
-        if plan.wants_capacity:
-            response["ConsumedCapacity"] = zero_capacity(spelled_name(plan.table))
+        mode = plan.capacity
+        if mode is not None:
+            response["ConsumedCapacity"] = consumed_capacity(mode, spelled_name(plan.table))
         return response
 
     async def get_item(
@@ -186,13 +187,15 @@ class ItemReads:
         shared = self._shared
         plan = plan_get(request, shared.sites.site_of(backend))
         if plan is None:
-            return get_response_in_view(await shared.call(backend, "get_item", request), view)
+            answer = await shared.pass_through(backend, "get_item", request, "bypass")
+            return get_response_in_view(answer, view)
         hit = self.hit(plan, view, backend)
         if hit is not None:
             return hit
         shared.check_open()
         shared.sites.note(plan.table)
-        shared.stats.item_misses += 1
+        counts = shared.stats.table(plan.table)
+        counts.item_misses += 1
         flight_key = plan.flight_key
         send = plan.send
         loader = self._loader
@@ -202,15 +205,18 @@ class ItemReads:
         if flight is None:
             flight = self._start(backend, plan)
         else:
-            shared.stats.coalesced += 1
+            counts.coalesced += 1
             sent = loader.sent_by(flight)
         try:
-            result: ItemResult = (await shared.wait(shared.item_flights, (flight,)))[flight_key]
+            joined = None if leader else ("get_item", plan.table)
+            waited = await shared.wait(shared.item_flights, (flight,), joined)
+            result: ItemResult = waited[flight_key]
         except Exception as error:
             if sent is not None and not loader.is_shared(error, sent, ("get_item", send)):
                 # The joined request failed for reasons of its own: this one is sent as
                 # it came, as it would have been without the cache.
-                return get_response_in_view(await shared.call(backend, "get_item", request), view)
+                answer = await shared.pass_through(backend, "get_item", request, "miss")
+                return get_response_in_view(answer, view)
             stale = self.stale_if_error(plan.table, plan.key, plan.projection, error)
             if stale is None:
                 raise  # the leader's own error, or one every caller meets
@@ -218,7 +224,8 @@ class ItemReads:
         if result.unprocessed:
             # Joined a BatchGetItem that DynamoDB kept refusing this key: GetItem
             # has no "unprocessed", so ask for the item on the caller's behalf.
-            return get_response_in_view(await shared.call(backend, "get_item", request), view)
+            answer = await shared.pass_through(backend, "get_item", request, "miss")
+            return get_response_in_view(answer, view)
         image = result.image
         # A joined BatchGetItem flight carries no GetItem answer of its own.
         answer = result.answer or {"ResponseMetadata": HIT_METADATA}
@@ -229,7 +236,10 @@ class ItemReads:
         else:
             copies = item_copies(shared.store, plan.table, plan.key, plan.projection, image, view)
             response = {"Item": copies()}
-        add_answer_metadata(response, answer, request, spelled_name(plan.table), leader)
+        unspent = None
+        if plan.capacity is not None:
+            unspent = consumed_capacity(plan.capacity, spelled_name(plan.table))
+        add_answer_metadata(response, answer, leader, unspent)
         return response
 
     def _start(
@@ -289,6 +299,7 @@ class ItemReads:
         if expires_at is None:
             shared.store.discard(store_key)
             return
+        counts = shared.stats.table(table)
         if projection is None:
             if load_time is None:
                 old = shared.store.peek(store_key)
@@ -296,7 +307,9 @@ class ItemReads:
             horizon = hit_horizon(shared.freshness(table), expires_at, load_time)
             # The whole item replaces every projection cached before: any of them
             # may predate it.
-            entry = ItemEntry(image, horizon, None, item_tags(table), 0, expires_at, load_time)
+            entry = ItemEntry(
+                image, horizon, None, item_tags(table), 0, expires_at, load_time, counts=counts
+            )
         else:
             old = shared.store.peek(store_key)
             projections = {}
@@ -315,6 +328,7 @@ class ItemReads:
                 0,
                 whole_until,
                 whole_load,
+                counts=counts,
             )
         entry.size = entry_size(store_key, (entry.image, entry.projections))
         shared.store.put(store_key, entry)

@@ -34,6 +34,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from .._backend import Backend
 from .._errors import CacheClosedError
 from .._flight import Flight, Flights
+from .._log import LOG as _LOG
 from .._rules.failures import Failure, Sent, failure_is_shared
 from .._rules.reads import BatchPlan, ItemFlightKey
 from .._rules.tables import TableToken, bare_name, spelled_name
@@ -217,6 +218,7 @@ class Loader:
         *,
         lives_until: float | None = None,
         refresh: bool = False,
+        eventual_only: bool = False,
         parts: tuple[Load, ...] = (),
     ) -> Loaded:
         """DynamoDB's answer to one read of ``table`` (``key``: a GetItem's), through
@@ -224,8 +226,9 @@ class Loader:
 
         ``lives_until``: the answer is kept at most until then (a secondary-index
         page read inside a fence); ``refresh``: a background reload of an entry
-        still served; ``parts``: a BatchGetItem's keys (``Load.parts``).  They tell
-        the tier what it may answer with.
+        still served; ``eventual_only``: DynamoDB has no consistent read of it (a
+        secondary index); ``parts``: a BatchGetItem's keys (``Load.parts``).  They
+        tell the tier what it may answer with.
         """
         shared = self._shared
         consistent = request.get("ConsistentRead") is True or (
@@ -234,8 +237,9 @@ class Loader:
         )
         if consistent:
             shared.stats.consistent_fills += 1
-        ttl = negative_ttl = 0.0
+        ttl = negative_ttl = fence = 0.0
         if table is not None:
+            fence = self._fence(table)
             ttls = shared.ttls(table)
             if operation == "get_item":
                 ttl, negative_ttl = ttls.item, ttls.negative
@@ -253,11 +257,15 @@ class Loader:
             negative_ttl=negative_ttl,
             fenced=consistent or lives_until is not None,
             refresh=refresh,
+            fence=fence,
+            eventual_only=eventual_only,
             parts=parts,
         )
 
         def fetch(narrowed: dict[str, Any] | None = None) -> Awaitable[Any]:
-            return shared.call(backend, operation, request if narrowed is None else narrowed)
+            return shared.call(
+                backend, operation, request if narrowed is None else narrowed, "miss"
+            )
 
         return await self._tier.load(load, fetch)
 
@@ -292,24 +300,30 @@ class Loader:
                     negative_ttl=ttls.negative,
                     fenced=spec.get("ConsistentRead") is True,
                     refresh=refresh,
+                    fence=self._fence(table),
                 )
             )
         return tuple(parts)
+
+    def _fence(self, table: TableToken) -> float:
+        """Seconds a drop fences fills of ``table`` (``0``: its fills never fence)."""
+        fills = self._shared.fills(table)
+        return fills.fence if fills.fences else 0.0
 
     async def batch(
         self,
         backend: Backend,
         plan: BatchPlan,
         keys: tuple[ItemFlightKey, ...],
-        consumed: dict[str, float],
+        spent: Spent,
         *,
         refresh: bool = False,
     ) -> dict[ItemFlightKey, ItemResult]:
         """BatchGetItem of ``keys``, retrying unprocessed keys with the retry policy's backoff.
 
         Keys still unprocessed after the last attempt are ``UNPROCESSED``;
-        ``consumed`` adds up the capacity spent per table.  ``refresh``: a
-        background reload of entries still served.
+        ``spent`` adds up the capacity spent per table and keeps DynamoDB's last
+        metadata.  ``refresh``: a background reload of entries still served.
         """
         results: dict[ItemFlightKey, ItemResult] = dict.fromkeys(keys, UNPROCESSED)
         remaining = list(keys)
@@ -322,9 +336,7 @@ class Loader:
             parts = self._batch_parts(backend, plan, remaining, send, refresh)
             loaded = await self.send(backend, "batch_get_item", send, refresh=refresh, parts=parts)
             answer = loaded.answer
-            for capacity in answer.get("ConsumedCapacity") or ():
-                table = capacity.get("TableName")
-                consumed[table] = consumed.get(table, 0.0) + capacity.get("CapacityUnits", 0.0)
+            spent.add(answer)
             unprocessed = {
                 plan.unprocessed_key(table, wire)
                 for table, spec in (answer.get("UnprocessedKeys") or {}).items()
@@ -344,9 +356,40 @@ class Loader:
             if remaining:
                 delay = next(delays, None)
                 if delay is None:
+                    _LOG.warning(
+                        "aiodax: DynamoDB left %d key(s) of a BatchGetItem unprocessed after "
+                        "every retry: returned to the caller as UnprocessedKeys",
+                        len(remaining),
+                    )
                     break
+                _LOG.info(
+                    "aiodax: DynamoDB left %d key(s) of a BatchGetItem unprocessed: "
+                    "retrying in %.3f s",
+                    len(remaining),
+                    delay,
+                )
                 await asyncio.sleep(delay)
         return results
+
+
+class Spent:
+    """What the BatchGetItems one call sends bring back besides items: the capacity
+    units per table (``units``) and DynamoDB's last ``ResponseMetadata`` (``metadata``,
+    ``None`` until an answer carrying one arrives)."""
+
+    __slots__ = ("metadata", "units")
+
+    def __init__(self) -> None:
+        self.units: dict[str, float] = {}
+        self.metadata: dict[str, Any] | None = None
+
+    def add(self, answer: Mapping[str, Any]) -> None:
+        for capacity in answer.get("ConsumedCapacity") or ():
+            table = capacity.get("TableName")
+            self.units[table] = self.units.get(table, 0.0) + capacity.get("CapacityUnits", 0.0)
+        metadata = answer.get("ResponseMetadata")
+        if metadata:
+            self.metadata = metadata
 
 
 def batch_request(

@@ -19,9 +19,10 @@ from .._rules.reads import PagePlan, plan_page
 from .._rules.responses import (
     HIT_METADATA,
     add_answer_metadata,
+    consumed_capacity,
     freeze_page,
+    index_read,
     thaw_page,
-    zero_capacity,
 )
 from .._rules.schema import query_partition
 from .._rules.tables import spelled_name
@@ -52,9 +53,11 @@ class PageReads:
         shared = self._shared
         plan = plan_page(operation, request, shared.sites.site_of(backend))
         if plan is None or shared.ttls(plan.table).query <= 0:
-            return response_in_view(await shared.call(backend, operation, request), view)
+            answer = await shared.pass_through(backend, operation, request, "bypass")
+            return response_in_view(answer, view)
         shared.check_open()
-        stats = shared.stats
+        if plan.capacity == "INDEXES" and plan.request.get("IndexName") is not None:
+            await shared.schemas.get(plan.table, backend)  # local or global: see _unspent
         entry = shared.store.get(plan.store_key)
         stale: PageEntry | None = None
         if isinstance(entry, PageEntry):
@@ -71,15 +74,16 @@ class PageReads:
                     if shared.page_flights.get(plan.store_key) is None:
                         self._start(backend, plan, tags, readable_consistently, background=True)
                         if decision is Decision.REFRESH_AHEAD:
-                            stats.refreshes_ahead += 1
+                            entry.counts.refreshes_ahead += 1
                 if decision is Decision.STALE_WHILE_REVALIDATE:
-                    stats.stale_served += 1
+                    entry.counts.stale_served += 1
                 return self._hit(plan, entry, view)
             stale = entry
+        counts = shared.stats.table(plan.table)
         if plan.is_query:
-            stats.query_misses += 1
+            counts.query_misses += 1
         else:
-            stats.scan_misses += 1
+            counts.scan_misses += 1
         shared.sites.note(plan.table)
         tags, readable_consistently = await self._classify(backend, plan)
         flight = shared.page_flights.get(plan.store_key)
@@ -88,14 +92,17 @@ class PageReads:
         if flight is None:
             flight = self._start(backend, plan, tags, readable_consistently)
         else:
-            stats.coalesced += 1
+            counts.coalesced += 1
             sent = self._loader.sent_by(flight)
         try:
-            page, answer, _ = (await shared.wait(shared.page_flights, (flight,)))[plan.store_key]
+            joined = None if leader else (operation, plan.table)
+            waited = await shared.wait(shared.page_flights, (flight,), joined)
+            page, answer, _ = waited[plan.store_key]
         except Exception as error:
             # A joined request differs from this one in ReturnConsumedCapacity at most.
             if sent is not None and not self._loader.is_shared(error, sent, (operation, plan.send)):
-                return response_in_view(await shared.call(backend, operation, request), view)
+                answer = await shared.pass_through(backend, operation, request, "miss")
+                return response_in_view(answer, view)
             if stale is None or not self._stands_in(plan, stale, error):
                 raise  # the leader's own error, or one every caller meets
             return self._answer(plan, stale, view)
@@ -103,7 +110,7 @@ class PageReads:
             response = thaw_page(page)
         else:
             response = page_copies(shared.store, plan.store_key, page, view)()
-        add_answer_metadata(response, answer, request, spelled_name(plan.table), leader)
+        add_answer_metadata(response, answer, leader, self._unspent(plan))
         return response
 
     def _stands_in(self, plan: PagePlan, stale: PageEntry, error: Exception) -> bool:
@@ -116,16 +123,15 @@ class PageReads:
             return False
         if not serves_if_error(shared.freshness(plan.table), shared.clock(), stale.fresh_until):
             return False
-        shared.stats.stale_served += 1
+        stale.counts.stale_served += 1
         return True
 
     def _hit(self, plan: PagePlan, entry: PageEntry, view: View | None) -> dict[str, Any]:
         """The response of a cached page, counted as a hit."""
-        stats = self._shared.stats
         if plan.is_query:
-            stats.query_hits += 1
+            entry.counts.query_hits += 1
         else:
-            stats.scan_hits += 1
+            entry.counts.scan_hits += 1
         return self._answer(plan, entry, view)
 
     def _answer(self, plan: PagePlan, entry: PageEntry, view: View | None) -> dict[str, Any]:
@@ -137,9 +143,25 @@ class PageReads:
                 entry.view or page_copies(self._shared.store, plan.store_key, entry.page, view)
             )()
         response["ResponseMetadata"] = HIT_METADATA
-        if plan.wants_capacity:
-            response["ConsumedCapacity"] = zero_capacity(spelled_name(plan.table))
+        unspent = self._unspent(plan)
+        if unspent is not None:
+            response["ConsumedCapacity"] = unspent
         return response
+
+    def _unspent(self, plan: PagePlan) -> dict[str, Any] | None:
+        """The ``ConsumedCapacity`` of a page read without spending (``None``: not asked).
+
+        ``INDEXES`` of an index read tells a local index from a global one by the
+        table's schema, which ``read`` has fetched for such a request.
+        """
+        if plan.capacity is None:
+            return None
+        index = plan.request.get("IndexName")
+        schema = self._shared.schemas.known(plan.table) if index is not None else None
+        local = schema.local_indexes if schema is not None else frozenset()
+        return consumed_capacity(
+            plan.capacity, spelled_name(plan.table), 0.0, index_read(index, local)
+        )
 
     async def _classify(self, backend: Backend, plan: PagePlan) -> tuple[Tags, bool]:
         """The page's tags, and whether DynamoDB can read it consistently (not a GSI).
@@ -185,7 +207,13 @@ class PageReads:
                 else:
                     lives_until = guards.fence_end(scopes)
             loaded = await loader.send(
-                backend, operation, request, table, lives_until=lives_until, refresh=background
+                backend,
+                operation,
+                request,
+                table,
+                lives_until=lives_until,
+                refresh=background,
+                eventual_only=not readable_consistently,
             )
             return {store_key: (freeze_page(loaded.answer), loaded.answer, loaded.age)}
 
@@ -230,6 +258,13 @@ class PageReads:
         shared.store.put(
             store_key,
             PageEntry(
-                page, horizon, tags, entry_size(store_key, page), expires_at, load_time, lagging
+                page,
+                horizon,
+                tags,
+                entry_size(store_key, page),
+                expires_at,
+                load_time,
+                lagging,
+                counts=shared.stats.table(table),
             ),
         )

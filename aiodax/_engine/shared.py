@@ -1,14 +1,16 @@
 """What the engine's units share: configuration, store, flights, guards, counters.
 
 One ``Shared`` per ``Cache``.  It is the only place a DynamoDB request is counted
-(``call``), and it knows whether the cache is closed: a closed cache has no entries,
-starts no loads and stores nothing a late answer brings.  Every flight of the cache
-(item, page and schema loads) is one of ``Flights`` made here, so that a wait
-``aclose`` cuts short raises ``CacheClosedError`` wherever it is (``_flight``).
+and observed (``call``, ``_observe``), and it knows whether the cache is closed: a
+closed cache has no entries, starts no loads and stores nothing a late answer
+brings.  Every flight of the cache (item, page and schema loads) is one of
+``Flights`` made here, so that a wait ``aclose`` cuts short raises
+``CacheClosedError`` wherever it is (``_flight``).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Hashable, Mapping
 from typing import Any, TypeVar
 
@@ -16,10 +18,12 @@ from .._backend import Backend
 from .._config import CacheConfig, Fills, TTLs
 from .._errors import CacheClosedError
 from .._flight import Flight, Flights
+from .._observe import BackendCall, CoalescedWait, Observer, notify_call, notify_wait
 from .._rules.freshness import Freshness
 from .._rules.policy import RetryPolicy, expiry
 from .._rules.reads import ItemFlightKey
-from .._rules.tables import TableToken, bare_name
+from .._rules.responses import mark_status
+from .._rules.tables import TableToken, bare_name, spelled_name
 from .._rules.tags import StoreKey, item_key, item_tags
 from .._stats import Stats
 from .._store import Store
@@ -61,6 +65,7 @@ class Shared:
         "degraded_ttl",
         "guards",
         "item_flights",
+        "observers",
         "page_flights",
         "rand",
         "retry",
@@ -95,6 +100,8 @@ class Shared:
         #: tables (bare names) the tier cannot vouch for (``TierHost.bypass``):
         #: nothing of them is stored
         self.bypassed: set[str] = set()
+        #: told of every request sent and every coalesced wait (``_observe``)
+        self.observers: tuple[Observer, ...] = ()
 
     def ttls(self, table: TableToken) -> TTLs:
         found = self._ttls.get(table)
@@ -117,7 +124,7 @@ class Shared:
         stops being fresh (``_rules.policy.expiry``), kept no longer than a degraded
         tier allows; ``None``: do not store it (nor while ``table`` is bypassed)."""
         if self.bypassed and bare_name(table) in self.bypassed:
-            self.stats.stream_bypassed_fills += 1
+            self.stats.table(table).stream_bypassed_fills += 1
             return None
         expires_at = expiry(now - age, ttl)
         if expires_at is None:
@@ -126,18 +133,72 @@ class Shared:
             expires_at = min(expires_at, now + self.degraded_ttl)
         return expires_at if expires_at > now else None
 
-    async def call(self, backend: Backend, operation: str, request: Mapping[str, Any]) -> Any:
-        """The one way a request reaches DynamoDB: counted, then awaited."""
+    async def call(
+        self, backend: Backend, operation: str, request: Mapping[str, Any], kind: str = "other"
+    ) -> Any:
+        """The one way a request reaches DynamoDB: counted, then awaited, and told to
+        the observers as a ``kind`` of call (``_observe.BackendCall``)."""
         self.stats.backend_requests[operation] += 1
-        return await getattr(backend, operation)(**request)
+        if not self.observers:
+            return await getattr(backend, operation)(**request)
+        started_ns, start = time.time_ns(), time.perf_counter()
+        answer = None
+        error: BaseException | None = None
+        try:
+            answer = await getattr(backend, operation)(**request)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            call = BackendCall(
+                operation,
+                kind,
+                request,
+                started_ns,
+                time.perf_counter() - start,
+                error,
+                answer if isinstance(answer, Mapping) else None,
+            )
+            notify_call(self.observers, call)
+        return answer
+
+    async def pass_through(
+        self, backend: Backend, operation: str, request: Mapping[str, Any], status: str
+    ) -> Any:
+        """``request`` sent as it came, its answer marked with ``status``: ``"bypass"``
+        (the cache does not serve such a read) or ``"miss"`` (a read the cache
+        could not answer for this caller)."""
+        kind = "bypass" if status == "bypass" else "miss"
+        return mark_status(await self.call(backend, operation, request, kind), status)
 
     def check_open(self) -> None:
         if self.closed:
             raise CacheClosedError("this aiodax.Cache is closed")
 
-    async def wait(self, flights: Flights[K, V], waiting: Collection[Flight[K, V]]) -> dict[K, V]:
-        """Await ``waiting`` (``Flights.wait``: a wait cut short by ``aclose`` says so)."""
-        return await flights.wait(waiting)
+    async def wait(
+        self,
+        flights: Flights[K, V],
+        waiting: Collection[Flight[K, V]],
+        joined: tuple[str, TableToken] | None = None,
+    ) -> dict[K, V]:
+        """Await ``waiting`` (``Flights.wait``: a wait cut short by ``aclose`` says so);
+        ``joined``: the operation and table of another caller's load this one joined,
+        told to the observers."""
+        if joined is None or not self.observers:
+            return await flights.wait(waiting)
+        started_ns, start = time.time_ns(), time.perf_counter()
+        error: BaseException | None = None
+        try:
+            return await flights.wait(waiting)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            operation, table = joined
+            wait = CoalescedWait(
+                operation, spelled_name(table), started_ns, time.perf_counter() - start, error
+            )
+            notify_wait(self.observers, wait)
 
     @property
     def in_flight(self) -> int:

@@ -32,8 +32,17 @@ from .._backend import (
     write_may_still_apply,
     write_surely_not_applied,
 )
+from .._log import LOG as _LOG
 from .._rules.tables import table_token
-from .._rules.writes import INVALIDATE, ItemRef, Outcome, WritePlan, plan_write, tables_named
+from .._rules.writes import (
+    INVALIDATE,
+    PARTIQL_OPERATIONS,
+    ItemRef,
+    Outcome,
+    WritePlan,
+    plan_write,
+    tables_named,
+)
 from .guards import WriteTicket
 from .invalidation import Invalidator
 from .items import ItemReads
@@ -55,7 +64,7 @@ class WriteThrough:
         shared = self._shared
         tables = tables_named(operation, request)
         if tables is None:
-            return await shared.call(backend, operation, request)
+            return await shared.call(backend, operation, request, "write")
         site = shared.sites.site_of(backend)
         for table in tables:
             shared.sites.note(table_token(table, site))
@@ -64,11 +73,14 @@ class WriteThrough:
         }
         plan = plan_write(operation, request, schemas)
         if plan is None:
-            return await shared.call(backend, operation, request)
+            if operation in PARTIQL_OPERATIONS:
+                # PartiQL that writes nothing: a read, never cached.
+                return await shared.pass_through(backend, operation, request, "bypass")
+            return await shared.call(backend, operation, request, "write")
         shared.check_open()
         ticket = shared.guards.begin(plan, site)
         try:
-            answer = await shared.call(backend, operation, plan.send)
+            answer = await shared.call(backend, operation, plan.send, "write")
         except BaseException as error:
             shared.guards.finish(ticket)
             if write_may_still_apply(error):
@@ -110,6 +122,15 @@ class WriteThrough:
             if stores:
                 self._items.store_image(table, key, None, outcome)  # type: ignore[arg-type]
         if plan.everything:
+            _LOG.info(
+                "aiodax: %s names tables aiodax cannot tell: every cached entry dropped",
+                plan.operation,
+            )
             self._invalidator.drop_all(held_until=held_until)
         for spelled in plan.unkeyed_tables:
+            _LOG.info(
+                "aiodax: %s wrote items of %s it cannot name: the table's entries dropped",
+                plan.operation,
+                spelled,
+            )
             self._invalidator.drop_table(table_token(spelled, site), held_until=held_until)

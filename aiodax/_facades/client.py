@@ -63,6 +63,13 @@ class CachedClient:
     async def scan(self, **request: Any) -> Any:
         return await self._pages.read(self._backend, "scan", request)
 
+    async def transact_get_items(self, **request: Any) -> Any:
+        """Never cached (DynamoDB reads the items as one transaction): sent as it
+        comes, its answer marked ``"CacheStatus": "bypass"``."""
+        return await self._engine.shared.pass_through(
+            self._backend, "transact_get_items", request, "bypass"
+        )
+
     # Writes ------------------------------------------------------------------
 
     async def put_item(self, **request: Any) -> Any:

@@ -13,7 +13,7 @@ same connection pool, credentials and retry state, closed with the resource.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aioboto3.dynamodb.table import BatchWriter
@@ -82,16 +82,21 @@ class CachedResource:
     def __repr__(self) -> str:
         return f"<aiodax.CachedResource wrapping {self._resource!r}>"
 
-    async def _call(self, operation: str, params: dict[str, Any]) -> Any:
+    async def _call(self, operation: str, params: dict[str, Any], bypass: bool = False) -> Any:
         """``operation`` through the engine, in Python values both ways.
 
         A read is answered in Python values by the engine itself, from a conversion
         it keeps with the cached answer (its view), so a hit deserializes nothing.
+        ``bypass``: a read is sent to DynamoDB as it came, its answer marked
+        ``"bypass"``; a write goes through the cache all the same.
         """
         convert = self._convert
         engine, backend = self._engine, self._backend
         request = convert.request(operation, params)
         view = self._views.get(operation)
+        if bypass and view is not None:
+            answer = await engine.shared.pass_through(backend, operation, request, "bypass")
+            return convert.response(operation, answer)
         if operation == "get_item":
             return await engine.items.get_item(backend, request, view)
         if operation == "batch_get_item":
@@ -132,19 +137,39 @@ class CachedTable:
     every item handed out is the caller's to change.
     """
 
-    __slots__ = ("_engine", "_meta", "_name", "_resource", "_table", "get_item")
+    __slots__ = (
+        "_bypass",
+        "_engine",
+        "_meta",
+        "_name",
+        "_on_status",
+        "_resource",
+        "_table",
+        "get_item",
+    )
 
     #: ``await table.get_item(Key=...)``: a fresh cached item is served from its
     #: Python view, converted once per entry; anything else goes the general way.
     get_item: Callable[..., Coroutine[Any, Any, Any]]
 
-    def __init__(self, resource: CachedResource, table: Any) -> None:
+    def __init__(
+        self,
+        resource: CachedResource,
+        table: Any,
+        *,
+        bypass: bool = False,
+        on_status: Callable[[str], object] | None = None,
+    ) -> None:
         self._resource = resource
         self._engine = resource._engine  # same module: the table is part of its resource
         self._table = table
         self._name: str = table.name
         self._meta = table.meta
-        self.get_item = self._bind_get_item()
+        self._bypass = bypass
+        self._on_status = on_status
+        self.get_item = self._get_item_kwargs if bypass else self._bind_get_item()
+        if on_status is not None:
+            self.get_item = _reporting(self.get_item, on_status)
 
     @property
     def cache(self) -> Cache:
@@ -157,6 +182,21 @@ class CachedTable:
 
     def __repr__(self) -> str:
         return f"<aiodax.CachedTable wrapping {self._table!r}>"
+
+    def for_request(
+        self, *, bypass: bool = False, on_status: Callable[[str], object] | None = None
+    ) -> CachedTable:
+        """This table as one request (of a web app, say) uses it: the same cache and
+        connections, with two opt-in differences.
+
+        ``bypass=True``: its reads (``get_item``, ``query``, ``scan``) are sent to
+        DynamoDB as they come, neither served from the cache nor stored in it, their
+        answers marked ``"CacheStatus": "bypass"``; its writes go through the cache
+        as ever, so what they write is seen by every other reader.
+        ``on_status``: called with the ``CacheStatus`` of each read's answer
+        (``"hit"``, ``"miss"``, ``"coalesced"``, ``"bypass"``).
+        """
+        return CachedTable(self._resource, self._table, bypass=bypass, on_status=on_status)
 
     def _bind_get_item(self) -> Callable[..., Coroutine[Any, Any, Any]]:
         """The engine's hit path for this table, serving Python views of its items."""
@@ -172,11 +212,21 @@ class CachedTable:
     async def _call(self, operation: str, kwargs: dict[str, Any]) -> Any:
         # As aioboto3's actions: the table's name first, the caller's arguments over
         # it, and the loaded attributes forgotten after a successful call.
-        response = await self._resource._call(operation, {"TableName": self._name, **kwargs})
+        params = {"TableName": self._name, **kwargs}
+        response = await self._resource._call(operation, params, self._bypass)
         self._meta.data = None
         return response
 
+    async def _read(self, operation: str, kwargs: dict[str, Any]) -> Any:
+        response = await self._call(operation, kwargs)
+        if self._on_status is not None:
+            self._on_status(cache_status(response))
+        return response
+
     async def _get_item(self, kwargs: dict[str, Any]) -> Any:
+        return await self._call("get_item", kwargs)
+
+    async def _get_item_kwargs(self, **kwargs: Any) -> Any:
         return await self._call("get_item", kwargs)
 
     async def put_item(self, **kwargs: Any) -> Any:
@@ -189,10 +239,10 @@ class CachedTable:
         return await self._call("delete_item", kwargs)
 
     async def query(self, **kwargs: Any) -> Any:
-        return await self._call("query", kwargs)
+        return await self._read("query", kwargs)
 
     async def scan(self, **kwargs: Any) -> Any:
-        return await self._call("scan", kwargs)
+        return await self._read("scan", kwargs)
 
     def batch_writer(
         self,
@@ -227,3 +277,23 @@ class CachedTable:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._table, name)
+
+
+def cache_status(response: Any) -> str:
+    """The ``CacheStatus`` of a read's answer (``"bypass"`` if it carries none)."""
+    metadata = response.get("ResponseMetadata") if isinstance(response, dict) else None
+    status = metadata.get("CacheStatus") if isinstance(metadata, Mapping) else None
+    return status if isinstance(status, str) else "bypass"
+
+
+def _reporting(
+    get_item: Callable[..., Coroutine[Any, Any, Any]], on_status: Callable[[str], object]
+) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """``get_item``, telling ``on_status`` each answer's ``CacheStatus``."""
+
+    async def reported(**kwargs: Any) -> Any:
+        response = await get_item(**kwargs)
+        on_status(cache_status(response))
+        return response
+
+    return reported

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
 from .projection import Projection, fingerprint, projection_of, top_level_name
-from .responses import wants_capacity
+from .responses import capacity_mode
 from .schema import KeySchema
 from .tables import FIRST_SITE, TableToken, spelled_name, table_token
 from .tags import StoreKey, page_key
@@ -105,7 +105,12 @@ class GetPlan:
     key: ItemKey
     projection: Projection | None
     send: dict[str, Any]
-    wants_capacity: bool
+    #: ``"TOTAL"`` or ``"INDEXES"``: the ``ConsumedCapacity`` the caller asked for
+    capacity: str | None
+
+    @property
+    def wants_capacity(self) -> bool:
+        return self.capacity is not None
 
     @property
     def flight_key(self) -> ItemFlightKey:
@@ -128,7 +133,7 @@ def plan_get(request: Mapping[str, Any], site: int = FIRST_SITE) -> GetPlan | No
         key,
         projection,
         _without_consistent_read(request),
-        wants_capacity(request),
+        capacity_mode(request),
     )
 
 
@@ -140,10 +145,15 @@ class PagePlan:
     table: TableToken
     store_key: StoreKey
     send: dict[str, Any]
-    wants_capacity: bool
+    #: ``"TOTAL"`` or ``"INDEXES"``: the ``ConsumedCapacity`` the caller asked for
+    capacity: str | None
     #: a base-table Query, whose key condition may pin one partition
     reads_one_partition: bool
     request: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def wants_capacity(self) -> bool:
+        return self.capacity is not None
 
     @property
     def is_query(self) -> bool:
@@ -174,7 +184,7 @@ def plan_page(
         table,
         store_key,
         _without_consistent_read(request),
-        wants_capacity(request),
+        capacity_mode(request),
         operation == "query" and request.get("IndexName") is None,
         request,
     )
@@ -185,17 +195,18 @@ class BatchPlan:
 
     __slots__ = (
         "added_names",
+        "capacity",
         "key_names",
         "keys",
         "projections",
         "site",
         "tables",
         "wanted",
-        "wants_capacity",
     )
 
-    def __init__(self, wants_capacity: bool, site: int = FIRST_SITE) -> None:
-        self.wants_capacity = wants_capacity
+    def __init__(self, capacity: str | None, site: int = FIRST_SITE) -> None:
+        #: ``"TOTAL"`` or ``"INDEXES"``: the ``ConsumedCapacity`` the caller asked for
+        self.capacity = capacity
         self.site = site
         self.keys: list[ItemFlightKey] = []
         #: each wanted key as the caller wrote it: sent back to DynamoDB unchanged
@@ -206,6 +217,10 @@ class BatchPlan:
         self.key_names: dict[TableToken, tuple[str, ...]] = {}
         #: Key attributes aiodax added to a table's projection to match items to keys.
         self.added_names: dict[TableToken, tuple[str, ...]] = {}
+
+    @property
+    def wants_capacity(self) -> bool:
+        return self.capacity is not None
 
     def keys_match(self, schemas: Mapping[TableToken, KeySchema | None]) -> bool:
         """No table whose schema is known is asked for keys of other attributes.
@@ -304,7 +319,7 @@ def plan_batch_get(request: Mapping[str, Any], site: int = FIRST_SITE) -> BatchP
         return None
     if not _valid_common(request):
         return None
-    plan = BatchPlan(wants_capacity(request), site)
+    plan = BatchPlan(capacity_mode(request), site)
     for table, spec in request_items.items():
         if not _plan_batch_table(plan, table, spec):
             return None

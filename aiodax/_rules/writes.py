@@ -47,6 +47,8 @@ _PARTIQL_STATEMENTS: Final = {
     "batch_execute_statement": "Statements",
     "execute_transaction": "TransactStatements",
 }
+#: PartiQL's operations: a statement that writes nothing (a ``SELECT``) is a read.
+PARTIQL_OPERATIONS: Final = frozenset(_PARTIQL_STATEMENTS)
 
 
 @dataclass(frozen=True, slots=True)

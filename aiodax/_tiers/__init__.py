@@ -67,10 +67,16 @@ class Load:
     stale-while-revalidate), which a copy read before the load began would not
     refresh.
 
+    ``fence``: seconds a drop fences this table's fills here (``0``: none); a tier
+    that learns of a drop this process has not heard of yet (another process's
+    write, a few milliseconds old) reads inside that fence as this process would:
+    with ``ConsistentRead``, or, where DynamoDB has none (``eventual_only``: a
+    secondary-index page), sharing the answer no longer than the fence.
+
     ``parts``: a BatchGetItem's keys, each as the GetItem that reads it (the same
-    table, key and projection, its table's TTLs, fenced if that table's reads are
-    consistent).  A tier may share them key by key and send ``fetch`` a BatchGetItem
-    of only the keys it must read itself.
+    table, key and projection, its table's TTLs and fence, fenced if that table's
+    reads are consistent).  A tier may share them key by key and send ``fetch`` a
+    BatchGetItem of only the keys it must read itself.
     """
 
     operation: str
@@ -82,6 +88,8 @@ class Load:
     negative_ttl: float = 0.0
     fenced: bool = False
     refresh: bool = False
+    fence: float = 0.0
+    eventual_only: bool = False
     parts: tuple[Load, ...] = ()
 
 

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Final, TextIO, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 from .. import __version__
@@ -33,7 +33,8 @@ from ..testing.servers import REGION, ServerUnavailable, dynamodb_local, moto_se
 from .load import OP_CHOICES, LoadSpec
 from .plot import matplotlib_available, write_plot
 from .processes import format_processes_report, run_processes
-from .report import format_report, report_object
+from .progress import Progress
+from .report import format_plan, format_report, report_object
 from .runs import run_stampede
 from .target import Target, TargetError
 
@@ -214,10 +215,16 @@ def _add_load_options(load: argparse._ArgumentGroup) -> None:
     defaults = LoadSpec()
 
     def option(
-        flag: str, parse: Callable[[str], Any], metavar: str | None, text: str, **extra: Any
+        flag: str,
+        parse: Callable[[str], Any],
+        metavar: str | None,
+        text: str,
+        shown: str | None = None,
+        **extra: Any,
     ) -> None:
         default = getattr(defaults, flag.removeprefix("--").replace("-", "_"))
-        shown = "%(default)g" if isinstance(default, float) else "%(default)s"
+        if shown is None:
+            shown = "%(default)g" if isinstance(default, float) else "%(default)s"
         load.add_argument(
             flag,
             type=parse,
@@ -266,8 +273,10 @@ def _add_load_options(load: argparse._ArgumentGroup) -> None:
         "--max-connections",
         _bounded_int(1, MAX_CONCURRENCY),
         "N",
-        "HTTP connections of each run's client; more than botocore's default of 10 spreads "
-        "the uncached run's queueing more fairly",
+        "HTTP connections of each run's client; fewer than --concurrency makes workers queue "
+        "for them, unfairly (botocore's default of 10 lets a worker that just finished take "
+        "its connection again before queued ones wake)",
+        shown="as many as --concurrency",
     )
 
 
@@ -335,10 +344,12 @@ async def _run(args: argparse.Namespace) -> int:
     if args.processes > 1:
         return await _run_processes(args)
     spec = _load_spec(args)
-    progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
+    progress = Progress(sys.stderr) if sys.stderr.isatty() else None
     try:
         async with contextlib.AsyncExitStack() as stack:
             target = await _target(args, stack)
+            if not args.json:
+                print(format_plan(spec, target) + "\n", flush=True)
             result = await run_stampede(
                 target, spec, on_progress=None if progress is None else progress.update
             )
@@ -421,28 +432,3 @@ async def _enter_in_thread(
 
     stack.push_async_exit(exit_)
     return value
-
-
-class _Progress:
-    """One line on a terminal's stderr, rewritten in place while a run goes on."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._width = 0
-
-    def update(self, run: str, finished: int, total: int, errors: int) -> None:
-        line = f"{run}: {finished:,}/{total:,} requests"
-        if errors:
-            line += f", {errors:,} errors"
-        self._write(line)
-
-    def clear(self) -> None:
-        self._write("")
-
-    def _write(self, line: str) -> None:
-        # Pad over the previous line's tail instead of relying on terminal escapes.
-        self._stream.write("\r" + line.ljust(self._width))
-        if not line:
-            self._stream.write("\r")
-        self._stream.flush()
-        self._width = len(line)

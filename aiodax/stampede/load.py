@@ -35,12 +35,12 @@ _PROGRESS_INTERVAL: Final = 0.25
 
 @dataclass(frozen=True)
 class LoadSpec:
-    """The load both runs replay; the defaults are the command's."""
+    """The load both runs replay; the defaults are the command's (``scripts/demo``'s)."""
 
-    requests: int = 2000
+    requests: int = 1000
     concurrency: int = 200
     #: seconds each run may take at most; a run stops issuing requests then
-    duration: float = 60.0
+    duration: float = 40.0
     keys: int = 1
     #: Zipf exponent: key of popularity rank r (from 1) is chosen with weight 1/r**skew
     skew: float = 1.1
@@ -49,8 +49,16 @@ class LoadSpec:
     #: item and query TTL of the cached run, in seconds
     ttl: float = 300.0
     seed: int = 0
-    #: the aiohttp connection pool of each run's client (botocore's default is 10)
-    max_connections: int = 10
+    #: the aiohttp connection pool of each run's client; ``None``: one per worker, so
+    #: that no worker queues for a connection (botocore's own default is 10, which
+    #: lets a worker that just finished take the connection again before the queued
+    #: ones wake: some requests starve for seconds, and the median flatters)
+    max_connections: int | None = None
+
+    @property
+    def pool_size(self) -> int:
+        """The connections each run's client may open."""
+        return self.concurrency if self.max_connections is None else self.max_connections
 
 
 class DataPlane(Protocol):

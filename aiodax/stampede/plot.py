@@ -48,25 +48,34 @@ def write_plot(result: StampedeResult, path: Path) -> None:
             (-width / 2, "uncached", "#c44e52"),
             (width / 2, "cached", "#4c72b0"),
         ):
-            latency_axes.bar(
+            values = [report[run][name] for name in names]
+            bars = latency_axes.bar(
                 [index + offset for index in range(len(names))],
-                [report[run][name] for name in names],
+                values,
                 width,
                 label=run,
                 color=color,
             )
+            latency_axes.bar_label(
+                bars, labels=[_ms(value) for value in values], fontsize=7, padding=2
+            )
         latency_axes.set_xticks(range(len(names)), [name.removesuffix("_ms") for name in names])
         latency_axes.set_yscale("log")
         latency_axes.set_ylabel("ms")
-        latency_axes.set_title("read latency")
+        latency_axes.set_title("latency per request")
         latency_axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
         spec = result.spec
         figure.suptitle(
             f"aiodax stampede: {spec.requests:,} {spec.op} requests, "
             f"{spec.keys:,} {'key' if spec.keys == 1 else 'keys'}, "
-            f"concurrency {spec.concurrency:,}"
+            f"concurrency {spec.concurrency:,}, against {result.target.label}",
+            fontsize=10,
         )
         figure.tight_layout()
         figure.savefig(path, dpi=120)
     finally:
         pyplot.close(figure)
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:.2g}"

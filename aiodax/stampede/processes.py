@@ -263,7 +263,7 @@ async def run_processes(
                     mode,
                     redis_url,
                     namespace,
-                    spec.max_connections,
+                    max(1, spec.pool_size // processes),
                     start_at,
                 )
                 for share in shares

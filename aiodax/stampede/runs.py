@@ -65,7 +65,7 @@ async def run_stampede(
     """
     session = aioboto3.Session()
     kwargs = client_kwargs(
-        target.endpoint_url, region=target.region, max_pool_connections=spec.max_connections
+        target.endpoint_url, region=target.region, max_pool_connections=spec.pool_size
     )
     async with session.client("dynamodb", **kwargs) as admin:
         hash_key = await prepare_table(admin, target, spec)

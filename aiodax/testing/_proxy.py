@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 import socket
 from collections.abc import Awaitable, Callable, Mapping
@@ -134,3 +135,22 @@ async def serve(
         await session.close()
         raise
     return Serving(session, runner, f"http://{HOST}:{sock.getsockname()[1]}")
+
+
+def seconds_option(value: float, name: str, *, positive: bool) -> float:
+    """A proxy's option in seconds, checked: finite, ``>= 0`` (``> 0`` if ``positive``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} must be a finite number of seconds {bound}, got {value!r}")
+    return float(value)
+
+
+def count_option(value: int, name: str, *, low: int = 1, high: int | None = None) -> int:
+    """A proxy's option that counts, checked: an ``int`` in ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be in [{low}, {high if high is not None else '∞'}]")
+    return value

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from aiodax.testing._proxy import (
     Answer,
+    count_option,
     forwarded,
     loopback_upstream,
     operation_of,
@@ -82,14 +83,10 @@ class CountingProxy:
         self._upstream = loopback_upstream(upstream, "upstream")
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
-        for name, value, low in (
-            ("max_body", max_body, 1),
-            ("max_connections", max_connections, 1),
-            ("log_size", log_size, 0),
-            ("port", port, 0),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        count_option(max_body, "max_body")
+        count_option(max_connections, "max_connections")
+        count_option(log_size, "log_size", low=0)
+        count_option(port, "port", low=0, high=65535)
         self._timeout = timeout
         self._max_body = max_body
         self._max_connections = max_connections

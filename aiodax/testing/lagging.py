@@ -41,48 +41,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import math
-import re
 import time
 import zlib
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Final, Literal, Self, TypeAlias
+from typing import Any, Final, Self
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
+from aiodax.testing import _replication as rules
 from aiodax.testing._proxy import (
     Answer,
+    count_option,
     forwarded,
     loopback_upstream,
     operation_of,
     parsed_json,
     response,
+    seconds_option,
     serve,
 )
+from aiodax.testing._replication import Route
 
 __all__ = ["LaggingReplica", "ReplicaDiverged", "Route"]
 
-Route: TypeAlias = Literal["consistent", "eventual", "write", "control"]
-"""How the proxy routed a request, the second half of a :attr:`LaggingReplica.counts` key.
-
-``"consistent"``: a read answered by the primary; ``"eventual"``: a read answered by the
-replica; ``"write"``: a write, sent to the primary and replayed on the replica after the
-lag; ``"control"``: anything else (the control plane), sent to the primary and, when it
-changes something, to the replica at once.
-"""
-
 #: What a request without a DynamoDB ``X-Amz-Target`` is counted as.
 _UNKNOWN: Final = "(unknown)"
-_SELECT: Final = re.compile(r"\s*SELECT\b", re.IGNORECASE)
-_READS: Final = frozenset({"GetItem", "Query", "Scan"})
-_WRITES: Final = frozenset(
-    {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
-)
 _FAILURES_KEPT: Final = 100
 
 
@@ -98,200 +85,6 @@ class ReplicaDiverged(RuntimeError):
     def __init__(self, failures: tuple[str, ...]) -> None:
         super().__init__("the replica diverged from the primary:\n" + "\n".join(failures))
         self.failures = failures
-
-
-# Routing: decided from the operation and the request alone ------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    route: Route
-    #: sent to the replica too once the primary succeeded: after the lag for a write,
-    #: at once for the control plane
-    replayed: bool = False
-    #: a BatchGetItem naming tables read both ways: (consistent part, eventual part)
-    split: tuple[dict[str, Any], dict[str, Any]] | None = None
-
-
-def _plan(operation: str | None, body: object) -> _Plan:
-    """Where a request goes.
-
-    A malformed request is routed as its operation's well-formed kind would be: the
-    server it reaches judges it as the other would (both run the same software).
-    """
-    if operation is None:
-        return _Plan("control")
-    request = body if isinstance(body, dict) else {}
-    if operation in _READS:
-        return _read(request.get("ConsistentRead") is True)
-    if operation == "BatchGetItem":
-        return _batch_get(request)
-    if operation == "TransactGetItems":
-        return _read(consistent=True)
-    if operation in _WRITES:
-        return _Plan("write", replayed=True)
-    if operation == "ExecuteStatement":
-        if _is_select(request.get("Statement")):
-            return _read(request.get("ConsistentRead") is True)
-        return _Plan("write", replayed=True)
-    if operation == "BatchExecuteStatement":
-        statements = _dicts(request.get("Statements"))
-        if statements and all(_is_select(s.get("Statement")) for s in statements):
-            # A batch is one request to one server: one consistent statement makes it
-            # consistent (a consistent answer is always a correct eventual one).
-            return _read(any(s.get("ConsistentRead") is True for s in statements))
-        return _Plan("write", replayed=True)
-    if operation == "ExecuteTransaction":
-        statements = _dicts(request.get("TransactStatements"))
-        if statements and all(_is_select(s.get("Statement")) for s in statements):
-            return _read(consistent=True)
-        return _Plan("write", replayed=True)
-    if operation.startswith(("Describe", "List", "Get")):
-        return _Plan("control")
-    return _Plan("control", replayed=True)
-
-
-def _read(consistent: bool) -> _Plan:
-    return _Plan("consistent" if consistent else "eventual")
-
-
-def _batch_get(request: dict[str, Any]) -> _Plan:
-    tables = request.get("RequestItems")
-    if not isinstance(tables, dict):
-        return _read(consistent=False)
-    consistent = {
-        name: keys
-        for name, keys in tables.items()
-        if isinstance(keys, dict) and keys.get("ConsistentRead") is True
-    }
-    if not consistent or len(consistent) == len(tables):
-        return _read(bool(consistent))
-    eventual = {name: keys for name, keys in tables.items() if name not in consistent}
-    return _Plan(
-        "consistent",
-        split=({**request, "RequestItems": consistent}, {**request, "RequestItems": eventual}),
-    )
-
-
-def _is_select(statement: object) -> bool:
-    # Anything not plainly a SELECT (a comment first, say) counts as a write: the
-    # primary answers it, and replaying a read on the replica changes nothing.
-    return isinstance(statement, str) and _SELECT.match(statement) is not None
-
-
-def _dicts(value: object) -> list[dict[str, Any]]:
-    if not isinstance(value, list):
-        return []
-    return [v if isinstance(v, dict) else {} for v in value]
-
-
-def _object(data: bytes) -> dict[str, Any]:
-    parsed = parsed_json(data)
-    return parsed if isinstance(parsed, dict) else {}
-
-
-def _replay_body(operation: str, request: bytes, answer: bytes) -> bytes | None:
-    """What to send the replica for a request the primary answered with 200.
-
-    The request itself, but without what the primary left undone (a BatchWriteItem's
-    ``UnprocessedItems``, a BatchExecuteStatement's failed statements); ``None`` when
-    the primary did nothing.
-    """
-    if operation == "BatchWriteItem":
-        unprocessed = _object(answer).get("UnprocessedItems")
-        if not unprocessed or not isinstance(unprocessed, dict):
-            return request
-        body = _object(request)
-        remaining = _without(body.get("RequestItems"), unprocessed)
-        return _dumps({**body, "RequestItems": remaining}) if remaining else None
-    if operation == "BatchExecuteStatement":
-        responses = _object(answer).get("Responses")
-        body = _object(request)
-        statements = body.get("Statements")
-        if not (
-            isinstance(responses, list)
-            and isinstance(statements, list)
-            and len(responses) == len(statements)
-        ):
-            return request
-        done = [
-            statement
-            for statement, response in zip(statements, responses, strict=True)
-            if not (isinstance(response, dict) and "Error" in response)
-        ]
-        if len(done) == len(statements):
-            return request
-        return _dumps({**body, "Statements": done}) if done else None
-    return request
-
-
-def _without(tables: object, unprocessed: dict[str, Any]) -> dict[str, list[Any]]:
-    if not isinstance(tables, dict):
-        return {}
-    remaining: dict[str, list[Any]] = {}
-    for name, requests in tables.items():
-        left = list(requests) if isinstance(requests, list) else []
-        for undone in unprocessed.get(name) or ():
-            with contextlib.suppress(ValueError):
-                left.remove(undone)
-        if left:
-            remaining[name] = left
-    return remaining
-
-
-def _replay_failure(operation: str, status: int, answer: bytes) -> str | None:
-    """Why the replica's answer to a replay shows it did not apply all of it, if it did not."""
-    if status != 200:
-        text = answer[:500].decode(errors="replace")
-        return f"{operation}: the replica answered {status}: {text}"
-    if operation == "BatchWriteItem" and _object(answer).get("UnprocessedItems"):
-        return f"{operation}: the replica left items unprocessed"
-    if operation == "BatchExecuteStatement":
-        responses = _object(answer).get("Responses")
-        if isinstance(responses, list) and any(
-            isinstance(r, dict) and "Error" in r for r in responses
-        ):
-            return f"{operation}: a statement failed on the replica"
-    return None
-
-
-def _merged(consistent: bytes, eventual: bytes) -> bytes:
-    """One BatchGetItem answer from the answers to its two parts (disjoint tables)."""
-    first, second = _object(consistent), _object(eventual)
-    merged = {**second, **first}
-    for key in ("Responses", "UnprocessedKeys"):
-        if key in first or key in second:
-            merged[key] = {**(second.get(key) or {}), **(first.get(key) or {})}
-    if "ConsumedCapacity" in first or "ConsumedCapacity" in second:
-        merged["ConsumedCapacity"] = [
-            *(first.get("ConsumedCapacity") or ()),
-            *(second.get("ConsumedCapacity") or ()),
-        ]
-    return _dumps(merged)
-
-
-def _dumps(value: object) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
-
-
-# Validation ---------------------------------------------------------------------
-
-
-def _seconds(value: float, name: str, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be a finite number of seconds {bound}, got {value!r}")
-    return float(value)
-
-
-def _count(value: int, name: str, *, low: int = 1, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"{name} must be in [{low}, {high if high is not None else '∞'}]")
-    return value
 
 
 # The proxy ----------------------------------------------------------------------
@@ -323,6 +116,30 @@ class _Replay:
 
 class _UpstreamError(Exception):
     """A server gave no (usable) answer: refused, timed out, or answered too much."""
+
+
+async def _exchange(
+    session: aiohttp.ClientSession, upstream: str, request: _Request, max_body: int
+) -> Answer:
+    """``request`` sent to ``upstream``, and its answer, of at most ``max_body`` bytes."""
+    try:
+        async with session.request(
+            request.method,
+            upstream + request.path,
+            data=request.body,
+            headers=request.headers,
+            allow_redirects=False,
+        ) as answer:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in answer.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > max_body:
+                    raise _UpstreamError(f"answer larger than max_body={max_body} bytes")
+                chunks.append(chunk)
+            return Answer(answer.status, forwarded(answer.headers), b"".join(chunks))
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise _UpstreamError(f"{upstream}: {error!r}") from error
 
 
 class LaggingReplica:
@@ -364,12 +181,12 @@ class LaggingReplica:
         self._replica = loopback_upstream(replica, "replica")
         if self._primary == self._replica:
             raise ValueError(f"the primary and the replica are one server: {primary!r}")
-        self._lag = _seconds(lag, "lag", positive=False)
-        self._timeout = _seconds(timeout, "timeout", positive=True)
-        self._max_pending = _count(max_pending, "max_pending")
-        self._max_body = _count(max_body, "max_body")
-        self._max_connections = _count(max_connections, "max_connections")
-        self._port = _count(port, "port", low=0, high=65535)
+        self._lag = seconds_option(lag, "lag", positive=False)
+        self._timeout = seconds_option(timeout, "timeout", positive=True)
+        self._max_pending = count_option(max_pending, "max_pending")
+        self._max_body = count_option(max_body, "max_body")
+        self._max_connections = count_option(max_connections, "max_connections")
+        self._port = count_option(port, "port", low=0, high=65535)
 
         #: requests received, by (operation, :data:`Route`); a BatchGetItem naming
         #: tables of both kinds counts once as each
@@ -404,7 +221,7 @@ class LaggingReplica:
 
     @lag.setter
     def lag(self, seconds: float) -> None:
-        self._lag = _seconds(seconds, "lag", positive=False)
+        self._lag = seconds_option(seconds, "lag", positive=False)
         self._notify()
 
     @property
@@ -428,7 +245,7 @@ class LaggingReplica:
         primary's history exactly.
         """
         self._running_url()
-        seconds = _seconds(within, "within", positive=True)
+        seconds = seconds_option(within, "within", positive=True)
         async with asyncio.timeout(seconds):
             while self._writing or self._pending:
                 await self._changed.wait()
@@ -478,7 +295,7 @@ class LaggingReplica:
         body = await request.read()
         operation = operation_of(request.headers.get("X-Amz-Target"))
         name = operation or _UNKNOWN
-        plan = _plan(operation, parsed_json(body))
+        plan = rules.plan(operation, parsed_json(body))
         sent = _Request(request.method, request.raw_path, forwarded(request.headers), body)
         try:
             if plan.split is not None:
@@ -516,7 +333,7 @@ class LaggingReplica:
                     )
                     raise
                 if answer.status == 200:
-                    replayed = _replay_body(operation, request.body, answer.body)
+                    replayed = rules.replay_body(operation, request.body, answer.body)
                     if replayed is not None:
                         replay = self._enqueue(
                             operation, request.with_body(replayed), urgent=route == "control"
@@ -538,16 +355,16 @@ class LaggingReplica:
         # The two answers are merged, so they must come back uncompressed.
         headers["Accept-Encoding"] = "identity"
         consistent = await self._send(
-            self._primary, _Request(request.method, request.path, headers, _dumps(parts[0]))
+            self._primary, _Request(request.method, request.path, headers, rules.dumps(parts[0]))
         )
         if consistent.status != 200:
             return consistent
         eventual = await self._send(
-            self._replica, _Request(request.method, request.path, headers, _dumps(parts[1]))
+            self._replica, _Request(request.method, request.path, headers, rules.dumps(parts[1]))
         )
         if eventual.status != 200:
             return eventual
-        body = _merged(consistent.body, eventual.body)
+        body = rules.merged(consistent.body, eventual.body)
         merged = consistent.headers.copy()
         merged.popall("Content-Encoding", None)
         merged["x-amz-crc32"] = str(zlib.crc32(body))
@@ -555,28 +372,7 @@ class LaggingReplica:
 
     async def _send(self, upstream: str, request: _Request) -> Answer:
         assert self._session is not None  # only called while running
-        try:
-            async with self._session.request(
-                request.method,
-                upstream + request.path,
-                data=request.body,
-                headers=request.headers,
-                allow_redirects=False,
-            ) as response:
-                data = await self._read(response)
-                return Answer(response.status, forwarded(response.headers), data)
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise _UpstreamError(f"{upstream}: {error!r}") from error
-
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > self._max_body:
-                raise _UpstreamError(f"answer larger than max_body={self._max_body} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await _exchange(self._session, upstream, request, self._max_body)
 
     # Replays -----------------------------------------------------------------------
 
@@ -602,7 +398,7 @@ class LaggingReplica:
                 # show as settled() timing out.
                 failure = f"{replay.operation}: replay failed: {error!r}"
             else:
-                failure = _replay_failure(replay.operation, answer.status, answer.body)
+                failure = rules.replay_failure(replay.operation, answer.status, answer.body)
             if failure is None:
                 self.replayed[replay.operation] += 1
             else:

@@ -13,7 +13,12 @@ from tests import servers
 
 def open_http_sessions(client: Any) -> list[Any]:
     """The aiohttp sessions an aiobotocore client opened so far (one per proxy)."""
-    return list(client._endpoint.http_session._sessions.values())
+    http = client._endpoint.http_session
+    sessions = getattr(http, "_sessions", None)
+    if sessions is not None:
+        return list(sessions.values())
+    # aiobotocore before 2.14 opens a single session on entering the client.
+    return [http._session] if http._session is not None else []
 
 
 def underlying_client(cached: aiodax.CachedClient | aiodax.CachedResource) -> Any:

@@ -9,6 +9,7 @@ Nothing here asserts timing: only counts that the cache makes exact.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -31,6 +32,7 @@ from aiodax.stampede import (
     plan_operations,
     summarize,
 )
+from aiodax.stampede.progress import Progress
 
 SMALL_LOAD = ["--requests", "300", "--concurrency", "50", "--keys", "1"]
 
@@ -66,7 +68,8 @@ async def test_one_hot_key_reaches_dynamodb_once_through_the_cache(
     assert cached["backend_requests_by_operation"].get("get_item", 0) <= 2
     # All 50 workers miss together at the start: one leads, the rest join its flight.
     assert cached["coalesced"] >= 1
-    assert 0.5 < cached["hit_ratio"] < 1.0
+    # Every reader but the ones whose requests went out was served without one.
+    assert cached["hit_ratio"] == round(1 - cached["backend_requests"] / 300, 4)
 
 
 async def test_query_stampede_sends_one_query(capsys: pytest.CaptureFixture[str]) -> None:
@@ -117,13 +120,17 @@ async def test_text_report_shows_both_runs_and_stops_its_server(
     out = capsys.readouterr().out
 
     lines = out.splitlines()
-    header = next(line for line in lines if "uncached" in line and "cached" in line.split())
-    assert header.split() == ["uncached", "cached"]
+    header = next(line for line in lines if line.split() == ["uncached", "cached"])
     for name in REPORT_KEYS:
         row = next(line for line in lines if line.startswith(name + " "))
         assert len(row.split()) == 3, row  # the name, then one value per run
     backend_row = next(line for line in lines if line.startswith("backend_requests "))
     assert backend_row.split()[1:] == ["60", "1"]
+    # What it is about to do comes first, and what the rows mean last.
+    assert lines[0].startswith("aiodax stampede: 60 get requests over 1 key, from 10 workers")
+    assert "(10 HTTP connections)" in lines[0]
+    assert any(line.startswith("  coalesced ") for line in lines[lines.index(header) :])
+    assert "99.9%" in out  # the legend's example of a hit ratio
 
     # The embedded server is gone: its port refuses connections.
     match = re.search(r"http://127\.0\.0\.1:(\d+)", out)
@@ -358,7 +365,10 @@ def test_summary_of_a_cached_run() -> None:
     assert summary["requests"] == 10
     assert summary["backend_requests"] == 2
     assert summary["coalesced"] == 1
-    assert summary["hit_ratio"] == 0.7
+    # 10 reads, 2 of them sent to DynamoDB: 8 served without their own request.
+    assert summary["hit_ratio"] == 0.8
+    assert summary["cache_hits"] == 7
+    assert summary["mean_ms"] == 10.9
     assert summary["errors"] == 2 and summary["errors_by_kind"] == {"Throttled": 2}
     assert summary["p50_ms"] == 1.0 and summary["max_ms"] == 100.0
     assert summary["throughput_rps"] == 20.0
@@ -370,3 +380,50 @@ def test_summary_of_an_uncached_run_has_no_cache_numbers() -> None:
     summary = summarize(run)
 
     assert summary["coalesced"] == 0 and summary["hit_ratio"] == 0.0
+
+
+def test_help_shows_the_defaults_the_demo_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["stampede", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    defaults = LoadSpec()
+    for flag, value in (
+        ("--requests", defaults.requests),
+        ("--concurrency", defaults.concurrency),
+        ("--keys", defaults.keys),
+        ("--duration", f"{defaults.duration:g}"),
+    ):
+        assert re.search(rf"{flag} \S+ .*?\(default: {value}\)", shown), flag
+    assert "(default: as many as --concurrency)" in shown
+    # scripts/demo adds nothing of its own: its --help is the command's.
+    demo = (Path(__file__).parents[2] / "scripts" / "demo").read_text()
+    assert demo.rstrip().endswith('exec .venv/bin/aiodax stampede "$@"')
+
+
+def test_each_worker_has_a_connection_unless_told_otherwise() -> None:
+    assert LoadSpec(concurrency=37).pool_size == 37
+    assert LoadSpec(concurrency=37, max_connections=10).pool_size == 10
+
+
+def test_progress_shows_elapsed_seconds_and_an_estimate_of_those_left() -> None:
+    stream = io.StringIO()
+    now = [100.0]
+    progress = Progress(stream, clock=lambda: now[0])
+    progress.update("uncached", 0, 1000, 0)
+    now[0] += 2.0
+    progress.update("uncached", 250, 1000, 3)
+    assert stream.getvalue().rsplit("\r", 1)[-1].rstrip() == (
+        "uncached: 250/1,000 requests, 2.0 s, about 6 s left, 3 errors"
+    )
+    progress.update("cached", 1000, 1000, 0)  # a new run starts its own clock
+    assert stream.getvalue().rsplit("\r", 1)[-1].rstrip() == ("cached: 1,000/1,000 requests, 0.0 s")
+
+
+async def test_plot_draws_both_runs_into_a_png(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "stampede.png"
+    args = ["stampede", "--requests", "40", "--concurrency", "10", "--plot", str(path)]
+    assert await cli.main_async(args) == 0
+    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert "plot written to" in capsys.readouterr().err

@@ -13,7 +13,9 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.py"
 #: What an example must print, beyond something: the point it makes.
 EXPECTED = {
     "resource_quickstart.py": "item cache hits/misses: 3 0",
-    "fastapi_app.py": "item cache hits/misses: 3 ",
+    "fastapi_app.py": "GET with Cache-Control: no-cache: bypass",
+    "starlette_app.py": "per-table stats: {'users': {'ItemCacheHits': 3, 'ItemCacheMisses': 1",
+    "async_worker.py": "stock left: 4598 = 5000 - 402 ordered",
     "streams_invalidation.py": (
         "after a write that bypassed the cache: old\nwith the streams invalidator: new"
     ),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import os
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
@@ -141,3 +143,34 @@ async def test_uncached_app_serves_the_same_routes(endpoint: str, orders: str) -
         assert (await http.get("/orders/frank")).json()["count"] == 1
         assert (await http.get("/orders/frank/nope")).status_code == 404
         assert (await http.get("/stats")).status_code == 404
+
+
+async def test_the_create_table_command_makes_the_apps_table(
+    endpoint: str, raw_client: Any
+) -> None:
+    name = f"orders-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    done = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLE),
+        "create-table",
+        "--endpoint-url",
+        endpoint,
+        "--table",
+        name,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(120):
+        out, err = await done.communicate()
+    assert done.returncode == 0, err.decode()
+    assert name in out.decode()
+    try:
+        described = await raw_client.describe_table(TableName=name)
+        schema = {
+            entry["AttributeName"]: entry["KeyType"] for entry in described["Table"]["KeySchema"]
+        }
+        assert schema == {"pk": "HASH", "sk": "RANGE"}
+    finally:
+        await raw_client.delete_table(TableName=name)

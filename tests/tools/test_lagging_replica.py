@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 
 import aiodax
 from aiodax.testing import LaggingReplica, ReplicaDiverged
-from aiodax.testing.lagging import _merged, _plan, _replay_body
+from aiodax.testing import _replication as replication
 from aiodax.testing.servers import HOST, client_kwargs, string_key_table
 
 if TYPE_CHECKING:
@@ -752,12 +752,12 @@ def test_the_lag_is_validated_when_changed() -> None:
     ],
 )
 def test_routes(operation: str | None, body: object, route: str, replayed: bool) -> None:
-    plan = _plan(operation, body)
+    plan = replication.plan(operation, body)
     assert (plan.route, plan.replayed, plan.split) == (route, replayed, None)
 
 
 def test_a_mixed_batch_get_is_split_by_table() -> None:
-    plan = _plan(
+    plan = replication.plan(
         "BatchGetItem",
         {
             "RequestItems": {"a": {"Keys": [1], "ConsistentRead": True}, "b": {"Keys": [2]}},
@@ -774,7 +774,7 @@ def test_a_mixed_batch_get_is_split_by_table() -> None:
 
 
 def test_merged_batch_get_answers() -> None:
-    merged = _merged(
+    merged = replication.merged(
         b'{"Responses":{"a":[1]},"UnprocessedKeys":{"a":{"Keys":[3]}},"ConsumedCapacity":[{"TableName":"a"}]}',
         b'{"Responses":{"b":[2]},"UnprocessedKeys":{},"ConsumedCapacity":[{"TableName":"b"}]}',
     )
@@ -787,27 +787,36 @@ def test_merged_batch_get_answers() -> None:
 def test_what_the_primary_left_unprocessed_is_not_replayed() -> None:
     request = b'{"RequestItems":{"t":[{"PutRequest":1},{"PutRequest":2}],"u":[{"PutRequest":3}]}}'
 
-    assert _replay_body("BatchWriteItem", request, b'{"UnprocessedItems":{}}') == request
+    assert replication.replay_body("BatchWriteItem", request, b'{"UnprocessedItems":{}}') == request
     assert (
-        _replay_body("BatchWriteItem", request, b'{"UnprocessedItems":{"t":[{"PutRequest":2}]}}')
+        replication.replay_body(
+            "BatchWriteItem", request, b'{"UnprocessedItems":{"t":[{"PutRequest":2}]}}'
+        )
         == b'{"RequestItems":{"t":[{"PutRequest":1}],"u":[{"PutRequest":3}]}}'
     )
     everything = (
         b'{"UnprocessedItems":{"t":[{"PutRequest":1},{"PutRequest":2}],"u":[{"PutRequest":3}]}}'
     )
-    assert _replay_body("BatchWriteItem", request, everything) is None
+    assert replication.replay_body("BatchWriteItem", request, everything) is None
 
 
 def test_statements_that_failed_on_the_primary_are_not_replayed() -> None:
     request = b'{"Statements":[{"Statement":"A"},{"Statement":"B"}]}'
 
-    assert _replay_body("BatchExecuteStatement", request, b'{"Responses":[{},{}]}') == request
     assert (
-        _replay_body("BatchExecuteStatement", request, b'{"Responses":[{"Error":{}},{}]}')
+        replication.replay_body("BatchExecuteStatement", request, b'{"Responses":[{},{}]}')
+        == request
+    )
+    assert (
+        replication.replay_body(
+            "BatchExecuteStatement", request, b'{"Responses":[{"Error":{}},{}]}'
+        )
         == b'{"Statements":[{"Statement":"B"}]}'
     )
     assert (
-        _replay_body("BatchExecuteStatement", request, b'{"Responses":[{"Error":{}},{"Error":{}}]}')
+        replication.replay_body(
+            "BatchExecuteStatement", request, b'{"Responses":[{"Error":{}},{"Error":{}}]}'
+        )
         is None
     )
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 
 from tests import servers
@@ -101,3 +102,19 @@ def test_require_fails_only_under_ci(
 
     with pytest.raises(outcome, match="no server"):
         servers.require("no server")
+
+
+async def test_moto_server_s_handler_is_the_one_aiodax_installs(moto_endpoint: str) -> None:
+    # aiodax.testing.servers.moto_server swaps ThreadedMotoServer._server's
+    # RequestHandlerClass for one that leaves out werkzeug's Server header (moto
+    # sends its own: two are what aiohttp's strict parser refuses).
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(moto_endpoint, headers={"X-Amz-Target": "DynamoDB_20120810.ListTables"}) as r,
+    ):
+        await r.read()
+        assert len(r.headers.getall("Server", [])) == 1, (
+            "moto's server sent two Server headers: setting ThreadedMotoServer._server."
+            "RequestHandlerClass no longer takes effect (aiodax.testing.servers.moto_server)"
+        )
+        assert "Date" in r.headers

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
+from aiodax._stats import TableStats
 from aiodax._store import ItemEntry, PageEntry, Store
 
 
 def item(size: int, *tags: Hashable) -> ItemEntry:
-    return ItemEntry({"pk": {"S": "x"}}, 1e9, None, tags, size)
+    return ItemEntry({"pk": {"S": "x"}}, 1e9, None, tags, size, counts=TableStats())
 
 
 def page(size: int, *tags: Hashable) -> PageEntry:
-    return PageEntry({"Items": (), "Count": 0}, 1e9, tags, size)
+    return PageEntry({"Items": (), "Count": 0}, 1e9, tags, size, counts=TableStats())
 
 
 def filled(max_bytes: int, *keys: str, size: int = 100) -> Store:

@@ -8,6 +8,9 @@ cache of misses with leases, and degraded service when Redis fails.
 ``envelope``   the shared copies, bounded and validated (msgpack, never pickle)
 ``scripts``    the Lua that makes each step one atomic round trip
 ``bus``        ``StreamBus``: the bus over a Redis Stream, outbox, health
+``misses``     one miss's keys and lease, its shared copy, batch answers (pure)
+``commands``   the shared cache's scripts, bounded by the timeout, a breaker
+``wakeups``    waiters for another process's lease, woken over pub/sub
 ``l2``         ``RedisL2``: the shared cache and cross-process single-flight
 =============  ==============================================================
 """

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import secrets
 from collections import deque
 from collections.abc import Iterable
@@ -36,6 +35,7 @@ from typing import Any, Final
 
 from redis.exceptions import RedisError
 
+from ..._log import LOG as _LOG
 from ..._rules.wire import ItemKey
 from .. import Invalidation, TierHost
 from .codec import decode, encode
@@ -58,7 +58,6 @@ BACKOFF: Final = (0.05, 1.0)
 #: What the network and the client raise when Redis is not there.
 REDIS_FAILURES: Final = (RedisError, OSError, TimeoutError, EOFError)
 
-_LOG: Final = logging.getLogger("aiodax")
 
 CONNECTED: Final = "connected"
 DEGRADED: Final = "degraded"

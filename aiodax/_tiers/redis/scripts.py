@@ -12,24 +12,29 @@ from typing import Final
 
 #: Publish invalidations: for each, take the next ``seq``, move the generations of
 #: what it drops (so that shared copies and leases of it are void: ``keys``) and
-#: append it to the bus.  Returns the last ``seq`` taken.
+#: append it to the bus.  Returns the last ``seq`` taken.  A generation is
+#: ``<seq>:<ms>``, with when it moved on Redis's clock: a lease taken shortly after
+#: knows that its read falls inside the drop's fence (``misses.fence_end``).
 #:
 #: KEYS: bus, seq, g:all.  ARGV: prefix, the stream's length, the generations'
 #: lifetime (ms), then per invalidation: table ("" = every table), the item key's
 #: digest ("" = the whole table), the message.
 PUBLISH: Final = """
 local prefix, maxlen, lifetime = ARGV[1], ARGV[2], ARGV[3]
+local clock = redis.call('TIME')
+local now = clock[1] * 1000 + math.floor(clock[2] / 1000)
 local seq = 0
 for at = 4, #ARGV, 3 do
     local tbl, item, message = ARGV[at], ARGV[at + 1], ARGV[at + 2]
     seq = redis.call('INCR', KEYS[2])
+    local generation = seq .. ':' .. now
     if tbl == '' then
-        redis.call('SET', KEYS[3], seq)
+        redis.call('SET', KEYS[3], generation)
     elseif item == '' then
-        redis.call('SET', prefix .. 'g:t:' .. tbl, seq, 'PX', lifetime)
+        redis.call('SET', prefix .. 'g:t:' .. tbl, generation, 'PX', lifetime)
     else
-        redis.call('SET', prefix .. 'g:i:' .. tbl .. ':' .. item, seq, 'PX', lifetime)
-        redis.call('SET', prefix .. 'g:q:' .. tbl, seq, 'PX', lifetime)
+        redis.call('SET', prefix .. 'g:i:' .. tbl .. ':' .. item, generation, 'PX', lifetime)
+        redis.call('SET', prefix .. 'g:q:' .. tbl, generation, 'PX', lifetime)
         redis.call('DEL', prefix .. 'i:' .. tbl .. ':' .. item)
     end
     redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 's', seq, 'm', message)

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Run every benchmark: benchmarks/run_all.sh [hit_latency|hit_shapes|hit_instructions|
 #   resource_hit|query_hit|stampede|fastapi|redis_tier|write_cost|refresh_ahead|
-#   stale_if_error|fence_cost ...] (the names of benchmarks/__main__.py's BENCHMARKS)
+#   stale_if_error|fence_cost|streams_invalidation ...] (the names of benchmarks/__main__.py's
+#   BENCHMARKS)
 #
 # Prints markdown (for docs/benchmarks.md). About 2 minutes on 2 cores, plus about 1 for
-# write_cost, refresh_ahead, stale_if_error and fence_cost; every
+# write_cost, refresh_ahead, stale_if_error and fence_cost, and 35 s for
+# streams_invalidation (moto and DynamoDB Local); every
 # benchmark is bounded in iterations and seconds, and the whole run is cut at 10 min.
 # Needs the bench extra: .venv/bin/pip install -e '.[bench]'
 set -euo pipefail

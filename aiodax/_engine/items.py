@@ -22,7 +22,7 @@ from .._rules.responses import HIT_METADATA, add_answer_metadata, consumed_capac
 from .._rules.tables import TableToken, spelled_name
 from .._rules.tags import item_key, item_tags
 from .._rules.wire import Image, ItemKey, freeze, thaw
-from .._store import ItemEntry, entry_size
+from .._store import ItemEntry, Store, entry_size
 from .loader import ItemResult, Loader, item_flight_scopes
 from .shared import Shared
 from .views import View, get_response_in_view, item_copies
@@ -161,23 +161,7 @@ class ItemReads:
         counts = self._shared.stats.table(plan.table)
         counts.item_hits += 1
         counts.negative_hits += found.image is None
-        return self._answer(plan, found.image, view)
-
-    def _answer(self, plan: GetPlan, image: Image, view: View | None) -> dict[str, Any]:
-        """A GetItem response of a cached ``image``."""
-        if image is None:
-            response: dict[str, Any] = {"ResponseMetadata": HIT_METADATA}
-        elif view is None:
-            response = {"Item": image.copy(), "ResponseMetadata": HIT_METADATA}
-        else:
-            copies = item_copies(
-                self._shared.store, plan.table, plan.key, plan.projection, image, view
-            )
-            response = {"Item": copies(), "ResponseMetadata": HIT_METADATA}
-        mode = plan.capacity
-        if mode is not None:
-            response["ConsumedCapacity"] = consumed_capacity(mode, spelled_name(plan.table))
-        return response
+        return _hit_answer(self._shared.store, plan, found.image, view)
 
     async def get_item(
         self, backend: Backend, request: dict[str, Any], view: View | None = None
@@ -220,7 +204,7 @@ class ItemReads:
             stale = self.stale_if_error(plan.table, plan.key, plan.projection, error)
             if stale is None:
                 raise  # the leader's own error, or one every caller meets
-            return self._answer(plan, stale.image, view)
+            return _hit_answer(self._shared.store, plan, stale.image, view)
         if result.unprocessed:
             # Joined a BatchGetItem that DynamoDB kept refusing this key: GetItem
             # has no "unprocessed", so ask for the item on the caller's behalf.
@@ -332,3 +316,18 @@ class ItemReads:
             )
         entry.size = entry_size(store_key, (entry.image, entry.projections))
         shared.store.put(store_key, entry)
+
+
+def _hit_answer(store: Store, plan: GetPlan, image: Image, view: View | None) -> dict[str, Any]:
+    """A GetItem response of a cached ``image``."""
+    if image is None:
+        response: dict[str, Any] = {"ResponseMetadata": HIT_METADATA}
+    elif view is None:
+        response = {"Item": image.copy(), "ResponseMetadata": HIT_METADATA}
+    else:
+        copies = item_copies(store, plan.table, plan.key, plan.projection, image, view)
+        response = {"Item": copies(), "ResponseMetadata": HIT_METADATA}
+    mode = plan.capacity
+    if mode is not None:
+        response["ConsumedCapacity"] = consumed_capacity(mode, spelled_name(plan.table))
+    return response

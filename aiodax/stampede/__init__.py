@@ -1,7 +1,7 @@
 """The ``aiodax stampede`` tool: one hot-key load run uncached and through aiodax.
 
 A tool apart from the library: ``aiodax.Cache`` and the rest of the library never
-import it.  The command (``aiodax stampede``, ``python -m aiodax``) is
+import it.  The subcommand (``aiodax stampede``, ``python -m aiodax stampede``) is
 :mod:`aiodax.stampede.cli`; the benchmarks and tests drive the same machinery
 through the names exported here.  The modules, each depending only on those above:
 
@@ -10,10 +10,10 @@ through the names exported here.  The modules, each depending only on those abov
 - :mod:`~aiodax.stampede.runs`: the uncached and the cached run of one plan;
 - :mod:`~aiodax.stampede.report`: the numbers and the side-by-side table;
 - :mod:`~aiodax.stampede.plot`: the optional ``--plot`` figure;
-- :mod:`~aiodax.stampede.cli`: the command's arguments and ``main``.
+- :mod:`~aiodax.stampede.cli`: the subcommand's arguments and its run (the ``aiodax``
+  command itself is :mod:`aiodax.cli`).
 """
 
-from .cli import main, main_async
 from .load import (
     OP_CHOICES,
     DataPlane,
@@ -59,7 +59,4 @@ __all__ = [
     "format_report",
     "matplotlib_available",
     "write_plot",
-    # The command
-    "main",
-    "main_async",
 ]

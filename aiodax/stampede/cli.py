@@ -1,4 +1,4 @@
-"""The ``aiodax`` command (also ``python -m aiodax``): its arguments, and ``main``.
+"""``aiodax stampede``: its arguments, their checks, and the run.
 
 ``aiodax stampede`` drives a hot-key stampede against a DynamoDB endpoint on this
 machine, first with a plain aioboto3 client and then through ``aiodax.Cache``, and
@@ -20,14 +20,12 @@ import json
 import math
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
-from .. import __version__
-from ..streams import cli as streams_cli
 from ..testing.redis_server import RedisServer
 from ..testing.servers import REGION, ServerUnavailable, dynamodb_local, moto_server
 from .load import OP_CHOICES, LoadSpec
@@ -58,7 +56,6 @@ MAX_PROCESSES: Final = 32
 # Bad arguments exit with argparse's status 2.
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1  # the target could not be reached or prepared
-EXIT_INTERRUPTED: Final = 130
 
 
 # ---------------------------------------------------------------------------
@@ -127,14 +124,9 @@ def loopback_redis_url(text: str) -> str:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description="aiodax: DynamoDB Accelerator's caching inside asyncio."
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    streams_cli.add_parser(commands)
-    stampede = commands.add_parser(
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add the ``stampede`` subcommand to the ``aiodax`` command's subparsers."""
+    stampede: argparse.ArgumentParser = commands.add_parser(
         "stampede",
         help="compare a hot-key stampede uncached and through aiodax",
         description=(
@@ -207,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument(
         "--plot", type=Path, metavar="FILE.png", help="also draw the comparison (needs matplotlib)"
     )
-    return parser
+    stampede.set_defaults(check=check_arguments, run=run)
+    return stampede
 
 
 def _add_load_options(load: argparse._ArgumentGroup) -> None:
@@ -280,7 +273,7 @@ def _add_load_options(load: argparse._ArgumentGroup) -> None:
     )
 
 
-def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Rules that span several options; a violation exits with status 2."""
     if args.endpoint_url is not None:
         if args.backend is not None:
@@ -313,34 +306,8 @@ def _load_spec(args: argparse.Namespace) -> LoadSpec:
 # Running
 
 
-def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "streams":
-        streams_cli.check(parser, args)
-    else:
-        _check_arguments(parser, args)
-    return args
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The console script: ``aiodax stampede|streams [options]``; returns the exit status."""
-    args = _parse(argv)
-    try:
-        return asyncio.run(_run(args))
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-
-
-async def main_async(argv: Sequence[str] | None = None) -> int:
-    """``main`` for a caller already inside an event loop (the tests)."""
-    return await _run(_parse(argv))
-
-
-async def _run(args: argparse.Namespace) -> int:
-    if args.command == "streams":
-        return await streams_cli.run(args)
+async def run(args: argparse.Namespace) -> int:
+    """Run the stampede ``args`` ask for; returns the exit status."""
     if args.processes > 1:
         return await _run_processes(args)
     spec = _load_spec(args)

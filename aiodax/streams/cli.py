@@ -73,6 +73,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
             "(default), or its tip after one drop of the whole table"
         ),
     )
+    parser.set_defaults(check=check, run=run)
     return parser
 
 

@@ -1,6 +1,6 @@
 """The ``aiodax stampede`` command: arguments, the load it plans, what it reports.
 
-The command runs in-process (``aiodax.stampede.cli.main_async``) with small loads
+The command runs in-process (``aiodax.cli.main_async``) with small loads
 against its own embedded moto server, or against the suite's servers with
 ``--endpoint-url``; one test runs it as ``python -m aiodax`` to see it exit without a
 word on stderr.
@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from aiodax import cli as command
 from aiodax.stampede import (
     REPORT_KEYS,
     LoadResult,
@@ -39,7 +40,7 @@ SMALL_LOAD = ["--requests", "300", "--concurrency", "50", "--keys", "1"]
 
 async def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
     """Run the command in-process with ``--json``; return the one object it printed."""
-    assert await cli.main_async(["stampede", *args, "--json"]) == 0
+    assert await command.main_async(["stampede", *args, "--json"]) == 0
     out = capsys.readouterr().out
     report: dict[str, Any] = json.loads(out)  # exactly one JSON document, nothing else
     return report
@@ -116,7 +117,7 @@ async def test_text_report_shows_both_runs_and_stops_its_server(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     args = ["stampede", "--requests", "60", "--concurrency", "10"]
-    assert await cli.main_async(args) == 0
+    assert await command.main_async(args) == 0
     out = capsys.readouterr().out
 
     lines = out.splitlines()
@@ -193,7 +194,7 @@ async def test_missing_table_fails_with_a_clear_message(
     moto_endpoint: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["stampede", "--endpoint-url", moto_endpoint, "--table", "no-such-table"]
-    assert await cli.main_async(args) == 1
+    assert await command.main_async(args) == 1
 
     err = capsys.readouterr().err
     assert "table 'no-such-table' not found" in err
@@ -204,7 +205,7 @@ async def test_missing_dynamodb_local_fails_with_a_clear_message(
 ) -> None:
     monkeypatch.setenv("AIODAX_DYNAMODB_LOCAL_DIR", str(tmp_path))
 
-    assert await cli.main_async(["stampede", "--backend", "dynamodb-local"]) == 1
+    assert await command.main_async(["stampede", "--backend", "dynamodb-local"]) == 1
 
     err = capsys.readouterr().err
     assert "DynamoDBLocal.jar not found" in err
@@ -240,7 +241,7 @@ def test_bad_arguments_exit_2_with_a_clear_message(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["stampede", *args])
+        command.main(["stampede", *args])
 
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
@@ -262,7 +263,7 @@ def test_endpoint_url_off_this_machine_is_refused(
     url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["stampede", "--endpoint-url", url, "--table", "t"])
+        command.main(["stampede", "--endpoint-url", url, "--table", "t"])
 
     assert exit_info.value.code == 2
     assert f"--endpoint-url: refusing {url!r}" in capsys.readouterr().err
@@ -281,7 +282,7 @@ def test_plot_without_matplotlib_exits_2(
     monkeypatch.setattr(cli, "matplotlib_available", lambda: False)
 
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["stampede", "--plot", "out.png"])
+        command.main(["stampede", "--plot", "out.png"])
 
     assert exit_info.value.code == 2
     assert "--plot needs matplotlib" in capsys.readouterr().err
@@ -293,7 +294,7 @@ def test_plot_into_a_missing_directory_exits_2_before_any_load(
     monkeypatch.setattr(cli, "matplotlib_available", lambda: True)
 
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["stampede", "--plot", "/nonexistent-aiodax-dir/out.png"])
+        command.main(["stampede", "--plot", "/nonexistent-aiodax-dir/out.png"])
 
     assert exit_info.value.code == 2
     assert "does not exist" in capsys.readouterr().err
@@ -301,7 +302,7 @@ def test_plot_into_a_missing_directory_exits_2_before_any_load(
 
 def test_a_subcommand_is_required(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        cli.main([])
+        command.main([])
 
     assert exit_info.value.code == 2
     assert "COMMAND" in capsys.readouterr().err
@@ -384,7 +385,7 @@ def test_summary_of_an_uncached_run_has_no_cache_numbers() -> None:
 
 def test_help_shows_the_defaults_the_demo_runs(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        cli.main(["stampede", "--help"])
+        command.main(["stampede", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
     defaults = LoadSpec()
     for flag, value in (
@@ -424,6 +425,6 @@ async def test_plot_draws_both_runs_into_a_png(
 ) -> None:
     path = tmp_path / "stampede.png"
     args = ["stampede", "--requests", "40", "--concurrency", "10", "--plot", str(path)]
-    assert await cli.main_async(args) == 0
+    assert await command.main_async(args) == 0
     assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "plot written to" in capsys.readouterr().err

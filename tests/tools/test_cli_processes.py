@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from aiodax.stampede import cli
+from aiodax import cli as command
 from aiodax.stampede.load import Operation
 from aiodax.stampede.processes import deal, staleness
 
@@ -58,7 +58,7 @@ async def test_processes_report_three_runs_and_the_uncached_one_is_never_stale(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     args = ["--processes", "2", "--requests", "300", "--keys", "5", "--write-ratio", "0.1"]
-    assert await cli.main_async(["stampede", *args, "--concurrency", "8", "--json"]) == 0
+    assert await command.main_async(["stampede", *args, "--concurrency", "8", "--json"]) == 0
     runs = {run["mode"]: run for run in json.loads(capsys.readouterr().out)}
     assert list(runs) == ["uncached", "per-process caches", "Redis tier"]
     assert all(run["requests"] == 300 and run["errors"] == 0 for run in runs.values())
@@ -83,6 +83,6 @@ def test_bad_process_arguments_exit_2_with_a_clear_message(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["stampede", *args])
+        command.main(["stampede", *args])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err

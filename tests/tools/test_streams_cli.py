@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from aiodax.stampede import cli
+from aiodax import cli as command
 from aiodax.testing.servers import string_key_table
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def test_bad_arguments_exit_2(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exited:
-        cli.main(["streams", *args])
+        command.main(["streams", *args])
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
 
@@ -57,7 +57,7 @@ async def test_a_table_without_a_stream_exits_1(
     table = f"aiodax-nostream-{uuid.uuid4().hex[:8]}"
     await raw_client.create_table(**string_key_table(table))
     try:
-        status = await cli.main_async(
+        status = await command.main_async(
             [
                 "streams",
                 "--table",

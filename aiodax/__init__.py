@@ -12,6 +12,7 @@ from ._errors import (
     WrapError,
 )
 from ._facades import CachedClient, CachedResource, CachedTable
+from ._observe import BackendCall, CoalescedWait, Observer
 from ._rules.policy import RetryPolicy
 from ._sessions import client, resource
 from ._tiers import Fetch, Invalidation, InvalidationBus, Load, Loaded, SharedTier, TierHost
@@ -37,6 +38,10 @@ __all__ = [
     "RedisTier",
     # writes that bypass the cache: DynamoDB Streams → the Redis tier's bus
     "StreamsInvalidator",
+    # telemetry: what Cache.add_observer's observers are told (aiodax.contrib uses it)
+    "Observer",
+    "BackendCall",
+    "CoalescedWait",
     # extension points: what a cross-process tier implements
     "Fetch",
     "Invalidation",

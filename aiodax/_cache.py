@@ -12,6 +12,7 @@ from ._config import DEFAULT_FENCE, DEFAULT_MAX_BYTES, DEFAULT_TTL, CacheConfig,
 from ._engine import Engine
 from ._errors import ConfigurationError, ConfigurationTypeError
 from ._facades import CachedClient, CachedResource, wrap
+from ._observe import Observer
 from ._rules.policy import RetryPolicy
 from ._rules.wire import canonical_key
 from ._tiers import InvalidationBus, SharedTier
@@ -153,6 +154,16 @@ class Cache:
         through either is seen by reads through the other.
         """
         return wrap(self, self._engine, client)
+
+    def add_observer(self, observer: Observer) -> None:
+        """Tell ``observer`` of every request this cache sends to DynamoDB and every
+        coalesced wait (``aiodax.Observer``), never of a hit; ``aiodax.contrib``'s
+        Prometheus and OpenTelemetry integrations are observers."""
+        self._engine.add_observer(observer)
+
+    def remove_observer(self, observer: Observer) -> None:
+        """Stop telling ``observer``; nothing happens if it was not added."""
+        self._engine.remove_observer(observer)
 
     def stats(self) -> dict[str, Any]:
         """Counters named like DAX's CloudWatch metrics, plus aiodax's own: the totals,

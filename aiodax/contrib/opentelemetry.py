@@ -155,7 +155,7 @@ class OpenTelemetry:
         self._durations = instruments.durations
         self._waits = instruments.waits
         instruments.caches.append(cache)
-        cache._engine.add_observer(self)
+        cache.add_observer(self)
 
     # What the cache's observer seam tells -----------------------------------------
 
@@ -214,4 +214,4 @@ class OpenTelemetry:
         caches = self._instruments.caches
         if self._cache in caches:
             caches.remove(self._cache)
-        self._cache._engine.remove_observer(self)
+        self._cache.remove_observer(self)

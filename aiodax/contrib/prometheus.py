@@ -143,7 +143,7 @@ class PrometheusMetrics:
         )
         for collector in (self._collector, self._requests, self._waits):
             registry.register(collector)
-        cache._engine.add_observer(self)
+        cache.add_observer(self)
 
     def backend_call(self, call: BackendCall) -> None:
         table = ",".join(request_tables(call.request))
@@ -156,6 +156,6 @@ class PrometheusMetrics:
 
     def close(self) -> None:
         """Unregister the metrics and stop timing the cache's requests."""
-        self._cache._engine.remove_observer(self)
+        self._cache.remove_observer(self)
         for collector in (self._collector, self._requests, self._waits):
             self._registry.unregister(collector)

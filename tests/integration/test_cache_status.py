@@ -161,10 +161,10 @@ class Recording:
 async def test_an_observer_that_fails_fails_no_request(
     cached: aiodax.CachedClient, table: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    engine = cached.cache._engine
+    cache = cached.cache
     recording = Recording()
-    engine.add_observer(Failing())
-    engine.add_observer(recording)
+    cache.add_observer(Failing())
+    cache.add_observer(recording)
     await cached.put_item(TableName=table, Item={"pk": {"S": "a"}})
     assert (await cached.get_item(TableName=table, Key=key("b")))["ResponseMetadata"][
         "CacheStatus"

@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from .._tiers import Invalidation
 from .._tiers.redis.bus import GENERATION_LIFETIME_MS
@@ -91,7 +93,13 @@ class StreamsRedis:
         #: this invalidator's name on the bus and in its leases
         self.token = "streams-" + secrets.token_hex(8)
         self._lease_ms = max(1, int(lease_time * 1000))
-        self._client: Any = Redis.from_url(tier.url, socket_timeout=5.0, socket_connect_timeout=5.0)
+        # No retries inside redis-py: ``redis_step`` retries, with its backoff, and
+        # tells a cancellation from a failure; redis-py's own retry loop (seconds of
+        # backoff in redis-py 6 and later) could hold a cancelled reader past the
+        # invalidator's shutdown bound.
+        self._client: Any = Redis.from_url(
+            tier.url, socket_timeout=5.0, socket_connect_timeout=5.0, retry=Retry(NoBackoff(), 0)
+        )
         self._publish = self._client.register_script(PUBLISH)
         self._claim = self._client.register_script(CLAIM)
         self._advance = self._client.register_script(ADVANCE)

@@ -325,7 +325,7 @@ async def test_a_dynamodb_error_reaches_the_caller_unchanged_and_nothing_is_stor
     with pytest.raises(raw_client.exceptions.ClientError) as raised:
         await value_of(a, table)
     assert raised.value.response["Error"]["Code"] == "ValidationException"
-    await until(lambda: not a.cache._engine.shared.in_flight)
+    await until(lambda: a.cache.stats()["InFlight"] == 0)
     assert [key async for key in raw_redis.scan_iter(match=KEYS.prefix + "[il]:*")] == []
     assert await value_of(a, table) == "v"
 

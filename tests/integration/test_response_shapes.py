@@ -115,6 +115,19 @@ def members(answer: dict[str, Any]) -> set[str]:
     return set(answer) - {"ResponseMetadata"}
 
 
+async def filled_table(make_table: MakeTable, raw_client: DynamoDBClient) -> str:
+    """A table with a GSI and an LSI, holding ``ITEMS``."""
+    table = await make_table(
+        hash_key=("pk", "S"),
+        range_key=("sk", "S"),
+        gsis=[("gsi", ("g", "S"), None)],
+        lsis=[("lsi", ("pk", "S"), ("l", "S"))],
+    )
+    for item in ITEMS:
+        await raw_client.put_item(TableName=table, Item=item)
+    return table
+
+
 @pytest.mark.parametrize("mode", ["NONE", "TOTAL", "INDEXES"])
 @pytest.mark.parametrize(("endpoint", "read"), CASES, indirect=["endpoint"])
 async def test_misses_joiners_and_hits_answer_in_dynamodb_s_shape(
@@ -125,14 +138,7 @@ async def test_misses_joiners_and_hits_answer_in_dynamodb_s_shape(
     instrumented: InstrumentedClient,
     cached: aiodax.CachedClient,
 ) -> None:
-    table = await make_table(
-        hash_key=("pk", "S"),
-        range_key=("sk", "S"),
-        gsis=[("gsi", ("g", "S"), None)],
-        lsis=[("lsi", ("pk", "S"), ("l", "S"))],
-    )
-    for item in ITEMS:
-        await raw_client.put_item(TableName=table, Item=item)
+    table = await filled_table(make_table, raw_client)
     operation, request = READS[read](table)
     if mode != "NONE":
         request["ReturnConsumedCapacity"] = mode
@@ -168,14 +174,7 @@ PAGED = [case for case in CASES if str(case.values[1]).startswith(("query", "sca
 async def test_a_page_s_last_evaluated_key_is_the_caller_s_own(
     read: str, make_table: MakeTable, raw_client: DynamoDBClient, cached: aiodax.CachedClient
 ) -> None:
-    table = await make_table(
-        hash_key=("pk", "S"),
-        range_key=("sk", "S"),
-        gsis=[("gsi", ("g", "S"), None)],
-        lsis=[("lsi", ("pk", "S"), ("l", "S"))],
-    )
-    for item in ITEMS:
-        await raw_client.put_item(TableName=table, Item=item)
+    table = await filled_table(make_table, raw_client)
     operation, request = READS[read](table)
     direct = await getattr(raw_client, operation)(**request)
 

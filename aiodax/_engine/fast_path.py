@@ -36,6 +36,8 @@ _BATCH_LIMIT: Final = 100
 #: they have at most 38 significant digits; if not, no entry has their spelling).
 _INT_LOW: Final = -(10**126)
 _INT_HIGH: Final = 10**126
+#: How many integer keys' texts a table's hit path remembers (a hundred bytes each).
+_REMEMBERED_TEXTS: Final = 1024
 #: What a key's raw value may be to be looked up as it is (strings, numbers' text, bytes).
 _SCALARS: Final = frozenset({str, bytes})
 
@@ -145,12 +147,11 @@ def bind_client_get_item(
 ) -> Callable[..., Coroutine[Any, Any, dict[str, Any]]]:
     """``get_item(**request)`` of the client flavour, for one backend.
 
-    The commonest call (``TableName`` and a one-attribute string ``Key``, on the
-    first site a cache meets) is answered in the first lines, on local names only;
-    other key shapes through ``wire_store_key`` and ``hit``.  ``TableName`` and
-    ``Key`` are keyword-only parameters rather than entries of ``**request``
-    because Python binds them to locals without building a dict, which is a sixth
-    of a hit.
+    A plain call (``TableName`` and a ``Key`` of one or two attributes, on the
+    first site a cache meets) is answered on local names only, its store key built
+    inline.  ``TableName`` and ``Key`` are keyword-only parameters rather than
+    entries of ``**request`` because Python binds them to locals without building
+    a dict, which is a sixth of a hit.
     """
     site = shared.sites.site_of(backend)
     if site != FIRST_SITE:
@@ -158,7 +159,6 @@ def bind_client_get_item(
     entries = shared.store.entries
     clock = shared.clock
     metadata = HIT_METADATA
-    store_key_of = wire_store_key
 
     async def get_item(
         *, TableName: Any = _ABSENT, Key: Any = _ABSENT, **request: Any
@@ -170,41 +170,56 @@ def bind_client_get_item(
             if TableName is not _ABSENT:
                 request = {"TableName": TableName, **request}
             return await general(backend, request)
+        # The key's store key, inline for one and two attributes (a call would cost
+        # a tenth of a hit).  Any value but a string or bytes (DynamoDB's scalars on
+        # the wire: S, N's text, B) is no lookup; the store holds no other.
         if len(Key) == 1:
-            for name in Key:
-                value = Key[name]
-            if type(value) is dict and len(value) == 1 and "S" in value:
-                raw = value["S"]
-                if type(raw) is str:
-                    entry = entries.get((TableName, name, "S", raw))
-                    if entry is not None and clock() < entry.expires_at:
-                        entry.referenced = True
-                        image = entry.image  # type: ignore[union-attr]
-                        entry.counts.item_hits += 1
-                        if image is not None:
-                            return {"Item": image.copy(), "ResponseMetadata": metadata}
-                        entry.counts.negative_hits += 1
-                        return {"ResponseMetadata": metadata}
+            [name] = Key
+            value = Key[name]
+            if type(value) is not dict or len(value) != 1:
                 return await general(backend, {"TableName": TableName, "Key": Key})
-            if type(value) is dict and len(value) == 1 and "N" in value:
-                # Numbers are the next commonest keys: no call to build theirs.
-                raw = value["N"]
-                store_key = (TableName, name, "N", raw) if type(raw) is str else None
+            [wire_type] = value
+            raw = value[wire_type]
+            if type(raw) is not str and type(raw) is not bytes:
+                return await general(backend, {"TableName": TableName, "Key": Key})
+            store_key: tuple[Any, ...] = (TableName, name, wire_type, raw)
+        elif len(Key) == 2:
+            name_a, name_b = Key
+            value_a, value_b = Key[name_a], Key[name_b]
+            if (
+                type(value_a) is not dict
+                or type(value_b) is not dict
+                or len(value_a) != 1
+                or len(value_b) != 1
+                or type(name_a) is not str
+                or type(name_b) is not str
+            ):
+                return await general(backend, {"TableName": TableName, "Key": Key})
+            [type_a] = value_a
+            [type_b] = value_b
+            raw_a, raw_b = value_a[type_a], value_b[type_b]
+            if (type(raw_a) is not str and type(raw_a) is not bytes) or (
+                type(raw_b) is not str and type(raw_b) is not bytes
+            ):
+                return await general(backend, {"TableName": TableName, "Key": Key})
+            if name_a < name_b:
+                store_key = (TableName, name_a, type_a, raw_a, name_b, type_b, raw_b)
             else:
-                store_key = store_key_of(TableName, Key)
+                store_key = (TableName, name_b, type_b, raw_b, name_a, type_a, raw_a)
         else:
-            store_key = store_key_of(TableName, Key)
-        if store_key is not None:
-            # The string key's lookup again, inline: a call would cost a tenth of a hit.
-            entry = entries.get(store_key)
-            if entry is not None and clock() < entry.expires_at:
-                entry.referenced = True
-                image = entry.image  # type: ignore[union-attr]
-                entry.counts.item_hits += 1
-                if image is not None:
-                    return {"Item": image.copy(), "ResponseMetadata": metadata}
-                entry.counts.negative_hits += 1
-                return {"ResponseMetadata": metadata}
+            return await general(backend, {"TableName": TableName, "Key": Key})
+        try:
+            entry = entries[store_key]
+        except KeyError:
+            return await general(backend, {"TableName": TableName, "Key": Key})
+        if clock() < entry.expires_at:
+            entry.referenced = True
+            image = entry.image  # type: ignore[union-attr]
+            entry.counts.item_hits += 1
+            if image is not None:
+                return {"Item": image.copy(), "ResponseMetadata": metadata}
+            entry.counts.negative_hits += 1
+            return {"ResponseMetadata": metadata}
         return await general(backend, {"TableName": TableName, "Key": Key})
 
     return get_item
@@ -267,6 +282,17 @@ def bind_table_get_item(
     clock = shared.clock
     metadata = HIT_METADATA
     store_key_of = python_store_key(key_of)
+    number_texts: dict[int, str] = {}
+
+    def text_of(number: int) -> str | None:
+        # Formatting an int and hashing the new text is a tenth of a hit: the hot
+        # keys' texts are remembered, up to _REMEMBERED_TEXTS at a time.
+        if not _INT_LOW < number < _INT_HIGH:
+            return None
+        if len(number_texts) >= _REMEMBERED_TEXTS:
+            number_texts.clear()
+        text = number_texts[number] = f"{number}"
+        return text
 
     def first_hit(store_key: tuple[Any, ...], entry: ItemEntry) -> Callable[[], Any] | None:
         if entry.image is None:
@@ -280,18 +306,54 @@ def bind_table_get_item(
             if Key is not _ABSENT:
                 kwargs = {"Key": Key, **kwargs}
             return await general(kwargs)
+        # The key's store key, inline for one and two attributes (a call would cost
+        # a tenth of a hit): a string, an integer and bytes are boto3's S, N and B;
+        # an int's text is its number_text.  Anything else (a Decimal, Binary, an
+        # int past DynamoDB's range) is canonicalized by ``store_key_of``.
         store_key: tuple[Any, ...] | None
         if len(Key) == 1:
-            for name in Key:
-                value = Key[name]
-            if type(value) is str and value:
+            [name] = Key
+            value = Key[name]
+            kind = type(value)
+            if kind is str:
                 store_key = (table, name, "S", value)
-            elif type(value) is bytes:
+            elif kind is int and (text := number_texts.get(value) or text_of(value)):
+                store_key = (table, name, "N", text)
+            elif kind is bytes:
                 store_key = (table, name, "B", value)
-            elif type(value) is int and _INT_LOW < value < _INT_HIGH:
-                store_key = (table, name, "N", f"{value}")
             else:
                 store_key = store_key_of(table, Key)
+        elif len(Key) == 2:
+            name_a, name_b = Key
+            value_a, value_b = Key[name_a], Key[name_b]
+            kind_a, kind_b = type(value_a), type(value_b)
+            if kind_a is str:
+                type_a = "S"
+            elif kind_a is int and (text := number_texts.get(value_a) or text_of(value_a)):
+                type_a, value_a = "N", text
+            elif kind_a is bytes:
+                type_a = "B"
+            else:
+                type_a = None
+            if kind_b is str:
+                type_b = "S"
+            elif kind_b is int and (text := number_texts.get(value_b) or text_of(value_b)):
+                type_b, value_b = "N", text
+            elif kind_b is bytes:
+                type_b = "B"
+            else:
+                type_b = None
+            if (
+                type_a is None
+                or type_b is None
+                or type(name_a) is not str
+                or type(name_b) is not str
+            ):
+                store_key = store_key_of(table, Key)
+            elif name_a < name_b:
+                store_key = (table, name_a, type_a, value_a, name_b, type_b, value_b)
+            else:
+                store_key = (table, name_b, type_b, value_b, name_a, type_a, value_a)
         else:
             store_key = store_key_of(table, Key)
         if store_key is not None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 import aioboto3
 import pytest
 from boto3.dynamodb.types import Binary  # type: ignore[import-untyped]
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
 import aiodax
 from aiodax.testing import InstrumentedClient
@@ -162,6 +162,44 @@ async def test_a_resource_number_key_hits_as_int_or_decimal(
 
     assert answer["Item"] == {"id": Decimal(10000), "v": "x"}
     assert cache.stats()["BackendRequests"].get("get_item", 0) == 0
+
+
+async def test_resource_number_keys_hit_past_the_texts_the_hit_path_remembers(
+    cache: aiodax.Cache, resource: Any, make_table: MakeTable
+) -> None:
+    # The hit path remembers 1,024 integer keys' texts at a time: more keys than that,
+    # hit twice over, must each find their own item (the memory is cleared, not wrong).
+    table = await cache.wrap(resource).Table(await make_table(("pk", "S"), ("n", "N")))
+    count = 1_100
+    async with table.batch_writer() as writer:
+        for n in range(count):
+            await writer.put_item(Item={"pk": "p", "n": n, "v": f"item {n}"})
+
+    for _ in range(2):
+        for n in range(count):
+            answer = await table.get_item(Key={"n": n, "pk": "p"})
+            assert answer["Item"]["v"] == f"item {n}"
+    assert cache.stats()["BackendRequests"].get("get_item", 0) == 0
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        {"pk": {"S": ["user#1"]}},
+        {"pk": "user#1"},
+        {"pk": {"S": "user#1"}, "sk": {"S": "a"}, "third": {"S": "b"}},
+    ],
+    ids=["list-value", "bare-value", "three-attributes"],
+)
+async def test_a_malformed_wire_key_gets_botocore_s_error_not_a_cached_item(
+    cached: aiodax.CachedClient, make_table: MakeTable, raw_client: DynamoDBClient, key: Any
+) -> None:
+    table = await make_table(("pk", "S"))
+    await raw_client.put_item(TableName=table, Item={"pk": {"S": "user#1"}, "v": {"S": "x"}})
+    await cached.get_item(TableName=table, Key={"pk": {"S": "user#1"}})
+
+    with pytest.raises((ParamValidationError, ClientError)):
+        await cached.get_item(TableName=table, Key=key)
 
 
 async def test_a_resource_key_of_a_type_boto3_refuses_gets_boto3_s_error(

@@ -184,11 +184,11 @@ async def redis_step(
     """``await step(...)``, tried again (with backoff) until Redis answers: a shard
     waits where it stands rather than skip what it could not send."""
     attempt = 0
+    task = asyncio.current_task()
     while True:
         try:
-            return await step(*args, **kwargs)
+            answer = await step(*args, **kwargs)
         except _REDIS_FAILURES as error:
-            task = asyncio.current_task()
             if task is not None and task.cancelling():
                 # A cancellation that met the client's own read timeout may come
                 # out as a timeout: it is still a cancellation, never retried.
@@ -198,3 +198,9 @@ async def redis_step(
             if attempt == 1:
                 _LOG.warning("aiodax: streams: Redis failed (%s), retrying", error)
             await asyncio.sleep(backoff(attempt, rand))
+        else:
+            if task is not None and task.cancelling():
+                # A cancellation redis-py's connection handling swallowed (seen while
+                # Redis restarts): the reader was told to stop, so it stops.
+                raise asyncio.CancelledError
+            return answer

@@ -78,6 +78,25 @@ def wire_store_key(table: TableToken, key: dict[Any, Any]) -> tuple[Any, ...] | 
     return (table, name_b, type_b, raw_b, name_a, type_a, raw_a)
 
 
+def remembered_texts() -> tuple[dict[int, str], Callable[[int], str | None]]:
+    """Integer keys' texts, and the function adding one (``None``: past DynamoDB's range).
+
+    Formatting an int and hashing the new text is a tenth of a hit: a resource hit
+    path looks its integers' texts up here, up to ``_REMEMBERED_TEXTS`` at a time.
+    """
+    texts: dict[int, str] = {}
+
+    def text_of(number: int) -> str | None:
+        if not _INT_LOW < number < _INT_HIGH:
+            return None
+        if len(texts) >= _REMEMBERED_TEXTS:
+            texts.clear()
+        text = texts[number] = f"{number}"
+        return text
+
+    return texts, text_of
+
+
 def python_store_key(
     key_of: Callable[[dict[Any, Any]], ItemKey | None],
 ) -> StoreKeyOf:
@@ -88,6 +107,7 @@ def python_store_key(
     or two attributes, is canonicalized by ``key_of``.  An empty string or bytes
     finds no entry (none is stored under one) and goes the general way.
     """
+    number_texts, text_of = remembered_texts()
 
     def store_key_of(table: TableToken, key: dict[Any, Any]) -> tuple[Any, ...] | None:
         if len(key) == 2:
@@ -95,16 +115,16 @@ def python_store_key(
             kind_a, kind_b = type(value_a), type(value_b)
             if kind_a is str and value_a:
                 type_a = "S"
-            elif kind_a is int and _INT_LOW < value_a < _INT_HIGH:
-                type_a, value_a = "N", f"{value_a}"  # an int's text is its number_text
+            elif kind_a is int and (text := number_texts.get(value_a) or text_of(value_a)):
+                type_a, value_a = "N", text  # an int's text is its number_text
             elif kind_a is bytes:
                 type_a = "B"
             else:
                 type_a = None
             if kind_b is str and value_b:
                 type_b = "S"
-            elif kind_b is int and _INT_LOW < value_b < _INT_HIGH:
-                type_b, value_b = "N", f"{value_b}"
+            elif kind_b is int and (text := number_texts.get(value_b) or text_of(value_b)):
+                type_b, value_b = "N", text
             elif kind_b is bytes:
                 type_b = "B"
             else:
@@ -282,17 +302,7 @@ def bind_table_get_item(
     clock = shared.clock
     metadata = HIT_METADATA
     store_key_of = python_store_key(key_of)
-    number_texts: dict[int, str] = {}
-
-    def text_of(number: int) -> str | None:
-        # Formatting an int and hashing the new text is a tenth of a hit: the hot
-        # keys' texts are remembered, up to _REMEMBERED_TEXTS at a time.
-        if not _INT_LOW < number < _INT_HIGH:
-            return None
-        if len(number_texts) >= _REMEMBERED_TEXTS:
-            number_texts.clear()
-        text = number_texts[number] = f"{number}"
-        return text
+    number_texts, text_of = remembered_texts()
 
     def first_hit(store_key: tuple[Any, ...], entry: ItemEntry) -> Callable[[], Any] | None:
         if entry.image is None:
@@ -306,10 +316,10 @@ def bind_table_get_item(
             if Key is not _ABSENT:
                 kwargs = {"Key": Key, **kwargs}
             return await general(kwargs)
-        # The key's store key, inline for one and two attributes (a call would cost
-        # a tenth of a hit): a string, an integer and bytes are boto3's S, N and B;
-        # an int's text is its number_text.  Anything else (a Decimal, Binary, an
-        # int past DynamoDB's range) is canonicalized by ``store_key_of``.
+        # A one-attribute key's store key, inline (a call would cost a tenth of a
+        # hit): a string, an integer and bytes are boto3's S, N and B; an int's text
+        # is its number_text.  Anything else (two attributes, a Decimal, Binary, an
+        # int past DynamoDB's range) is ``store_key_of``'s.
         store_key: tuple[Any, ...] | None
         if len(Key) == 1:
             [name] = Key
@@ -323,37 +333,6 @@ def bind_table_get_item(
                 store_key = (table, name, "B", value)
             else:
                 store_key = store_key_of(table, Key)
-        elif len(Key) == 2:
-            name_a, name_b = Key
-            value_a, value_b = Key[name_a], Key[name_b]
-            kind_a, kind_b = type(value_a), type(value_b)
-            if kind_a is str:
-                type_a = "S"
-            elif kind_a is int and (text := number_texts.get(value_a) or text_of(value_a)):
-                type_a, value_a = "N", text
-            elif kind_a is bytes:
-                type_a = "B"
-            else:
-                type_a = None
-            if kind_b is str:
-                type_b = "S"
-            elif kind_b is int and (text := number_texts.get(value_b) or text_of(value_b)):
-                type_b, value_b = "N", text
-            elif kind_b is bytes:
-                type_b = "B"
-            else:
-                type_b = None
-            if (
-                type_a is None
-                or type_b is None
-                or type(name_a) is not str
-                or type(name_b) is not str
-            ):
-                store_key = store_key_of(table, Key)
-            elif name_a < name_b:
-                store_key = (table, name_a, type_a, value_a, name_b, type_b, value_b)
-            else:
-                store_key = (table, name_b, type_b, value_b, name_a, type_a, value_a)
         else:
             store_key = store_key_of(table, Key)
         if store_key is not None:

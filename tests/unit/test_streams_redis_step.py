@@ -42,3 +42,23 @@ async def test_a_cancellation_that_comes_out_as_a_timeout_is_not_retried() -> No
     with pytest.raises(asyncio.CancelledError):
         await task
     assert counters.redis_failures == 0
+
+
+async def test_a_cancellation_a_step_swallows_still_stops_the_caller() -> None:
+    counters = Counters()
+    started = asyncio.Event()
+
+    async def step() -> bool:
+        started.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            # What a client's connection handling may do while Redis restarts.
+            return False
+        return True
+
+    task = asyncio.create_task(redis_step(counters, lambda: 0.0, step))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

@@ -13,7 +13,8 @@
 ==================  ==========================================================
 
 The rules each unit applies are pure and live in ``_rules``; the hit paths, the
-one place where speed beats structure, in ``fast_path.py``.
+one place where speed beats structure, in ``fast_path.py`` (the keys they read in
+``hit_keys.py``).
 """
 
 from __future__ import annotations
@@ -30,13 +31,8 @@ from .._rules.wire import ItemKey
 from .._tiers import Invalidation, InvalidationBus, SharedTier
 from .._tiers.local import DirectLoads, NoBus
 from .batch import BatchReads
-from .fast_path import (
-    bind_batch_get_item,
-    bind_client_get_item,
-    bind_table_get_item,
-    python_store_key,
-    wire_store_key,
-)
+from .fast_path import bind_batch_get_item, bind_client_get_item, bind_table_get_item
+from .hit_keys import python_store_key, wire_store_key
 from .invalidation import Invalidator
 from .items import ItemReads
 from .loader import Loader

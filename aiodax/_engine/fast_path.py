@@ -11,8 +11,7 @@ it came, which answers it or asks DynamoDB.
 
 The keys built here are the store's (``_rules.tags.item_key``) as the caller
 spelled them: the store holds canonical spellings only, so a lookup under any
-other spelling misses and the general path canonicalizes it (see
-``wire_store_key``).
+other spelling misses and the general path canonicalizes it (``hit_keys``).
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from .._rules.responses import HIT_METADATA
 from .._rules.tables import FIRST_SITE, TableToken, table_token
 from .._rules.wire import ItemKey
 from .._store import Entry, ItemEntry
+from .hit_keys import StoreKeyOf, python_store_key, remembered_texts, wire_store_key
 from .shared import Shared
 from .views import View, keep_view
 
@@ -32,111 +32,6 @@ from .views import View, keep_view
 _ABSENT: Final = object()
 #: DynamoDB's limit of keys in a BatchGetItem.
 _BATCH_LIMIT: Final = 100
-#: Integers between these are printed by Python (and are DynamoDB numbers when
-#: they have at most 38 significant digits; if not, no entry has their spelling).
-_INT_LOW: Final = -(10**126)
-_INT_HIGH: Final = 10**126
-#: How many integer keys' texts a table's hit path remembers (a hundred bytes each).
-_REMEMBERED_TEXTS: Final = 1024
-#: What a key's raw value may be to be looked up as it is (strings, numbers' text, bytes).
-_SCALARS: Final = frozenset({str, bytes})
-
-StoreKeyOf = Callable[[TableToken, dict[Any, Any]], "tuple[Any, ...] | None"]
-
-
-def wire_store_key(table: TableToken, key: dict[Any, Any]) -> tuple[Any, ...] | None:
-    """The store key a wire ``Key`` of one or two attributes names if spelled canonically.
-
-    Nothing is converted or checked: the store holds canonical spellings only
-    (``_rules.wire``: strings and bytes as they are, numbers in ``number_text``'s
-    form), so a key spelled otherwise, or no key at all, finds no entry here and
-    takes the general path, which canonicalizes it.  ``None``: not even a lookup.
-    """
-    if len(key) == 1:
-        for name in key:
-            value = key[name]
-        if type(value) is dict and len(value) == 1:
-            for wire_type in value:
-                raw = value[wire_type]
-            return (table, name, wire_type, raw) if type(raw) in _SCALARS else None
-        return None
-    if len(key) != 2:
-        return None
-    (name_a, value_a), (name_b, value_b) = key.items()
-    if type(value_a) is not dict or type(value_b) is not dict:
-        return None
-    if len(value_a) != 1 or len(value_b) != 1 or type(name_a) is not str or type(name_b) is not str:
-        return None
-    for type_a in value_a:
-        raw_a = value_a[type_a]
-    for type_b in value_b:
-        raw_b = value_b[type_b]
-    if type(raw_a) not in _SCALARS or type(raw_b) not in _SCALARS:
-        return None
-    if name_a < name_b:
-        return (table, name_a, type_a, raw_a, name_b, type_b, raw_b)
-    return (table, name_b, type_b, raw_b, name_a, type_a, raw_a)
-
-
-def remembered_texts() -> tuple[dict[int, str], Callable[[int], str | None]]:
-    """Integer keys' texts, and the function adding one (``None``: past DynamoDB's range).
-
-    Formatting an int and hashing the new text is a tenth of a hit: a resource hit
-    path looks its integers' texts up here, up to ``_REMEMBERED_TEXTS`` at a time.
-    """
-    texts: dict[int, str] = {}
-
-    def text_of(number: int) -> str | None:
-        if not _INT_LOW < number < _INT_HIGH:
-            return None
-        if len(texts) >= _REMEMBERED_TEXTS:
-            texts.clear()
-        text = texts[number] = f"{number}"
-        return text
-
-    return texts, text_of
-
-
-def python_store_key(
-    key_of: Callable[[dict[Any, Any]], ItemKey | None],
-) -> StoreKeyOf:
-    """The store key of a facade's ``Key`` in Python values, or ``None``.
-
-    Strings, integers and bytes (DynamoDB's ``S``, ``N`` and ``B``, as boto3
-    serializes them) are read here; any other value, and any key of other than one
-    or two attributes, is canonicalized by ``key_of``.  An empty string or bytes
-    finds no entry (none is stored under one) and goes the general way.
-    """
-    number_texts, text_of = remembered_texts()
-
-    def store_key_of(table: TableToken, key: dict[Any, Any]) -> tuple[Any, ...] | None:
-        if len(key) == 2:
-            (name_a, value_a), (name_b, value_b) = key.items()
-            kind_a, kind_b = type(value_a), type(value_b)
-            if kind_a is str and value_a:
-                type_a = "S"
-            elif kind_a is int and (text := number_texts.get(value_a) or text_of(value_a)):
-                type_a, value_a = "N", text  # an int's text is its number_text
-            elif kind_a is bytes:
-                type_a = "B"
-            else:
-                type_a = None
-            if kind_b is str and value_b:
-                type_b = "S"
-            elif kind_b is int and (text := number_texts.get(value_b) or text_of(value_b)):
-                type_b, value_b = "N", text
-            elif kind_b is bytes:
-                type_b = "B"
-            else:
-                type_b = None
-            if type_a is not None and type_b is not None and type(name_a) is type(name_b) is str:
-                if name_a < name_b:
-                    return (table, name_a, type_a, value_a, name_b, type_b, value_b)
-                return (table, name_b, type_b, value_b, name_a, type_a, value_a)
-        canonical = key_of(key)
-        return None if canonical is None else (table, *canonical)
-
-    return store_key_of
 
 
 def bind_item_hit(shared: Shared) -> Callable[[tuple[Any, ...]], dict[str, Any] | None]:
@@ -198,8 +93,11 @@ def bind_client_get_item(
             value = Key[name]
             if type(value) is not dict or len(value) != 1:
                 return await general(backend, {"TableName": TableName, "Key": Key})
-            [wire_type] = value
-            raw = value[wire_type]
+            if "S" in value:  # the commonest type, read without an iterator (a third of this)
+                wire_type, raw = "S", value["S"]
+            else:
+                [wire_type] = value
+                raw = value[wire_type]
             if type(raw) is not str and type(raw) is not bytes:
                 return await general(backend, {"TableName": TableName, "Key": Key})
             store_key: tuple[Any, ...] = (TableName, name, wire_type, raw)
@@ -215,9 +113,16 @@ def bind_client_get_item(
                 or type(name_b) is not str
             ):
                 return await general(backend, {"TableName": TableName, "Key": Key})
-            [type_a] = value_a
-            [type_b] = value_b
-            raw_a, raw_b = value_a[type_a], value_b[type_b]
+            if "S" in value_a:
+                type_a, raw_a = "S", value_a["S"]
+            else:
+                [type_a] = value_a
+                raw_a = value_a[type_a]
+            if "S" in value_b:
+                type_b, raw_b = "S", value_b["S"]
+            else:
+                [type_b] = value_b
+                raw_b = value_b[type_b]
             if (type(raw_a) is not str and type(raw_a) is not bytes) or (
                 type(raw_b) is not str and type(raw_b) is not bytes
             ):
@@ -327,26 +232,36 @@ def bind_table_get_item(
             kind = type(value)
             if kind is str:
                 store_key = (table, name, "S", value)
-            elif kind is int and (text := number_texts.get(value) or text_of(value)):
-                store_key = (table, name, "N", text)
+            elif kind is int:
+                try:
+                    store_key = (table, name, "N", number_texts[value])
+                except KeyError:
+                    text = text_of(value)
+                    store_key = (
+                        store_key_of(table, Key) if text is None else (table, name, "N", text)
+                    )
             elif kind is bytes:
                 store_key = (table, name, "B", value)
             else:
                 store_key = store_key_of(table, Key)
         else:
             store_key = store_key_of(table, Key)
-        if store_key is not None:
-            entry = entries.get(store_key)
-            if entry is not None and clock() < entry.expires_at:
-                entry.referenced = True
-                entry.counts.item_hits += 1
-                meta.data = None
-                copies = entry.view
+        if store_key is None:
+            return await general({"Key": Key})
+        try:
+            entry = entries[store_key]  # a subscript: cheaper than dict.get, a call
+        except KeyError:
+            return await general({"Key": Key})
+        if clock() < entry.expires_at:
+            entry.referenced = True
+            entry.counts.item_hits += 1
+            meta.data = None
+            copies = entry.view
+            if copies is None:
+                copies = first_hit(store_key, entry)  # type: ignore[arg-type]
                 if copies is None:
-                    copies = first_hit(store_key, entry)  # type: ignore[arg-type]
-                    if copies is None:
-                        return {"ResponseMetadata": metadata}
-                return {"Item": copies(), "ResponseMetadata": metadata}
+                    return {"ResponseMetadata": metadata}
+            return {"Item": copies(), "ResponseMetadata": metadata}
         return await general({"Key": Key})
 
     return get_item
@@ -381,8 +296,11 @@ def _fresh_entries(
             store_key = store_key_of(token, key) if type(key) is dict else None
             if store_key is None:
                 return None
-            entry = entries.get(store_key)
-            if entry is None or not now < entry.expires_at:
+            try:
+                entry = entries[store_key]
+            except KeyError:
+                return None
+            if not now < entry.expires_at:
                 return None
             hits.append((store_key, entry))
         if len({store_key for store_key, _ in hits}) != len(hits):

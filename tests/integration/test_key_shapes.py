@@ -8,7 +8,7 @@ through the general path, and a key of another type must never find it.
 
 from __future__ import annotations
 
-from decimal import Decimal, Inexact
+from decimal import Decimal, DecimalException, Inexact
 from typing import TYPE_CHECKING, Any, cast
 
 import aioboto3
@@ -212,6 +212,9 @@ async def test_a_resource_key_of_a_type_boto3_refuses_gets_boto3_s_error(
         await table.get_item(Key={"id": 1.0})
     with pytest.raises(Inexact):  # more than 38 digits
         await table.get_item(Key={"id": 10**40 + 1})
+    with pytest.raises(DecimalException):  # past the hit path's texts and DynamoDB's range
+        await table.get_item(Key={"id": 10**130 + 1})
+    assert (await table.get_item(Key={"id": 1}))["Item"] == {"id": 1, "v": "x"}
 
 
 # ---------------------------------------------------------------------------

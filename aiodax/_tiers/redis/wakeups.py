@@ -81,7 +81,7 @@ async def listen_for_fills(link: RedisLink, wakeups: Wakeups) -> None:
             pass  # the waiters poll meanwhile
         finally:
             with contextlib.suppress(*CLOSE_FAILURES):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py's
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed since redis-py 8.2
             with contextlib.suppress(*CLOSE_FAILURES):
                 await client.aclose()
         await asyncio.sleep(delay)

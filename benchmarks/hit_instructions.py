@@ -31,11 +31,8 @@ from ._common import environment, markdown_table
 from ._shapes import SHAPES
 
 HITS = 20_000
-#: (flavour, shape): the client's every shape, the resource's commonest two
-CASES = [("client", shape.name) for shape in SHAPES] + [
-    ("resource", SHAPES[0].name),
-    ("resource", SHAPES[1].name),
-]
+#: (flavour, shape): every shape through both flavours
+CASES = [(flavour, shape.name) for flavour in ("client", "resource") for shape in SHAPES]
 _COLLECTED = re.compile(r"Collected : (\d+)")
 
 

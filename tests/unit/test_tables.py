@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -15,10 +17,14 @@ from aiodax._rules.tables import bare_name, spelled_name, table_token
 ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/orders"
 
 
+class FakeBackend(SimpleNamespace):
+    """What ``site_identity`` reads of a client (a subclass: it can be weakly referenced)."""
+
+
 def backend(
     endpoint: str = "http://127.0.0.1:1", region: str = "us-east-1", credentials: Any = None
 ) -> Any:
-    return SimpleNamespace(
+    return FakeBackend(
         meta=SimpleNamespace(endpoint_url=endpoint, region_name=region),
         _request_signer=SimpleNamespace(_credentials=credentials),
     )
@@ -81,9 +87,14 @@ def test_sites_are_numbered_in_the_order_met_and_remembered() -> None:
     west = backend(region="eu-west-1", credentials=Credentials("AKIA1", "s"))
     assert [sites.site_of(b) for b in (east, west, east)] == [0, 1, 0]
     assert sites.site_of(backend(credentials=Credentials("AKIA1", "s"))) == 0
+    met = []
     for _ in range(200):  # a client per request: the memo stays bounded
-        sites.site_of(backend(credentials=Credentials("AKIA1", "s")))
-    assert len(sites._by_backend) <= 64
+        client = backend(credentials=Credentials("AKIA1", "s"))
+        met.append(weakref.ref(client))
+        assert sites.site_of(client) == 0
+    del client
+    gc.collect()
+    assert sum(ref() is not None for ref in met) <= 64
 
 
 def test_a_drop_reaches_every_noted_token_of_the_bare_name() -> None:

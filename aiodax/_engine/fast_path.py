@@ -93,7 +93,8 @@ def bind_client_get_item(
             value = Key[name]
             if type(value) is not dict or len(value) != 1:
                 return await general(backend, {"TableName": TableName, "Key": Key})
-            if "S" in value:  # the commonest type, read without an iterator (a third of this)
+            # The commonest type without an iterator over ``value``, the dearest step here.
+            if "S" in value:
                 wire_type, raw = "S", value["S"]
             else:
                 [wire_type] = value

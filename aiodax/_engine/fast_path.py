@@ -93,9 +93,11 @@ def bind_client_get_item(
             value = Key[name]
             if type(value) is not dict or len(value) != 1:
                 return await general(backend, {"TableName": TableName, "Key": Key})
-            # The commonest type without an iterator over ``value``, the dearest step here.
+            # The commonest types without an iterator over ``value``, the dearest step here.
             if "S" in value:
                 wire_type, raw = "S", value["S"]
+            elif "N" in value:
+                wire_type, raw = "N", value["N"]
             else:
                 [wire_type] = value
                 raw = value[wire_type]

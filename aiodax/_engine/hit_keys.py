@@ -36,12 +36,17 @@ def wire_store_key(table: TableToken, key: dict[Any, Any]) -> tuple[Any, ...] | 
     form), so a key spelled otherwise, or no key at all, finds no entry here and
     takes the general path, which canonicalizes it.  ``None``: not even a lookup.
     """
+    # An S attribute is read without an iterator over it, as ``fast_path`` reads it:
+    # the iterator is the dearest step of reading a key.
     if len(key) == 1:
         for name in key:
             value = key[name]
         if type(value) is dict and len(value) == 1:
-            for wire_type in value:
-                raw = value[wire_type]
+            if "S" in value:
+                wire_type, raw = "S", value["S"]
+            else:
+                for wire_type in value:
+                    raw = value[wire_type]
             return (table, name, wire_type, raw) if type(raw) in _SCALARS else None
         return None
     if len(key) != 2:
@@ -51,10 +56,16 @@ def wire_store_key(table: TableToken, key: dict[Any, Any]) -> tuple[Any, ...] | 
         return None
     if len(value_a) != 1 or len(value_b) != 1 or type(name_a) is not str or type(name_b) is not str:
         return None
-    for type_a in value_a:
-        raw_a = value_a[type_a]
-    for type_b in value_b:
-        raw_b = value_b[type_b]
+    if "S" in value_a:
+        type_a, raw_a = "S", value_a["S"]
+    else:
+        for type_a in value_a:
+            raw_a = value_a[type_a]
+    if "S" in value_b:
+        type_b, raw_b = "S", value_b["S"]
+    else:
+        for type_b in value_b:
+            raw_b = value_b[type_b]
     if type(raw_a) not in _SCALARS or type(raw_b) not in _SCALARS:
         return None
     if name_a < name_b:
